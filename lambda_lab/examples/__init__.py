@@ -1,0 +1,1 @@
+"""Example handlers shipped with the package, used by ``lambda-lab demo`` and ``serve``."""

@@ -1,0 +1,213 @@
+"""The console: the lifecycle of every invocation, one readable line per step.
+
+In AWS you reconstruct this from CloudWatch Logs, where the platform writes ``START``,
+``END`` and ``REPORT`` lines around your function's own output ("Monitoring and
+troubleshooting Lambda functions", Lambda Developer Guide). Here every step the platform
+takes is a line too: the invoke received, the environment created (and its pid), the runtime
+polling ``GET /runtime/invocation/next``, the event sent, the handler's output, the result
+posted back, throttles and shutdowns::
+
+    >>> print("\\n".join(console_lines(lab.events, function="hello")[-3:]))
+       0.412s hello-1   | hello from the handler
+       0.413s hello-1   runtime reported success for 8f3c... (202)
+       0.414s hello-1   END RequestId: 8f3c...
+
+``console_lines`` is pure; :class:`ConsoleWidget` shows the newest lines live, filtered by
+function, keeping at most ``max_lines`` of history.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import deque
+from collections.abc import Iterable, Sequence
+
+import ipywidgets
+
+from ..events import Event
+from .live import Panel, Source, error_output
+
+__all__ = ["ConsoleWidget", "console_lines", "format_event"]
+
+ALL = "all functions"
+_COLOURS = {
+    "invoke.received": "#1f4e79",
+    "invoke.throttled": "#d62728",
+    "env.init.start": "#3182bd",
+    "env.init.end": "#3182bd",
+    "env.init.error": "#b30000",
+    "invoke.start": "#555",
+    "invoke.end": "#2ca02c",
+    "env.shutdown.start": "#7f7f7f",
+    "env.shutdown.end": "#7f7f7f",
+    "runtime.call": "#8c6d31",
+    "platform": "#6a3d9a",
+    "stdout": "#000",
+    "stderr": "#b30000",
+}
+
+
+def _ms(value: object) -> str:
+    return "?" if value is None else f"{float(value):.1f} ms"  # type: ignore[arg-type]
+
+
+def _runtime_call(e: Event) -> str:
+    method, path, status = e.get("method"), str(e.get("path") or ""), e.get("status")
+    if path.endswith("/invocation/next"):
+        return "runtime polled for the next event (GET next)"
+    if path.endswith("/response"):
+        return f"runtime reported success for {e.request_id} ({status})"
+    if path.endswith("/init/error"):
+        return f"runtime reported an init error ({status})"
+    if path.endswith("/error"):
+        return f"runtime reported an error for {e.request_id} ({status})"
+    return f"runtime called {method} {path} ({status})"
+
+
+def format_event(e: Event) -> str | None:
+    """One console line (without the time) for ``e``; ``None`` for nothing worth a line."""
+    k = e.kind
+    if k == "invoke.received":
+        return (
+            f"invoke received {e.request_id} ({e.get('invocation_type', 'RequestResponse')},"
+            f" {e.get('payload_bytes', '?')} B)"
+        )
+    if k == "invoke.throttled":
+        return f"THROTTLED {e.request_id}: 429 {e.get('reason', '')} {e.get('message') or ''}"
+    if k == "env.init.start":
+        if e.get("provisioned"):
+            why = "provisioned concurrency"
+        else:
+            why = f"cold start for {e.request_id}"
+        return (
+            f"environment created on {e.get('host') or '?'} ({why}),"
+            f" platform init {float(e.get('init_delay') or 0) * 1000:.0f} ms"
+        )
+    if k == "env.init.end":
+        return (
+            f"runtime started, pid {e.get('pid')}: init {_ms(e.get('init_ms'))}"
+            f" (platform {_ms(e.get('platform_ms'))} + runtime {_ms(e.get('runtime_ms'))})"
+        )
+    if k == "env.init.error":
+        return (
+            f"INIT FAILED {e.get('error_type')}: {e.get('error_message')}"
+            f" after {_ms(e.get('init_ms'))}"
+        )
+    if k == "invoke.start":
+        return f"event {e.request_id} sent to the runtime ({'cold' if e.get('cold') else 'warm'})"
+    if k == "invoke.end":
+        outcome = e.get("outcome")
+        what = outcome if outcome == "success" else f"{str(outcome).upper()} {e.get('error_type')}"
+        return (
+            f"{what} for {e.request_id} in {_ms(e.get('duration_ms'))}"
+            f" (billed {e.get('billed_ms')} ms, max memory {e.get('max_memory_mb')} MB)"
+        )
+    if k == "env.shutdown.start":
+        return f"shutting down ({e.get('reason')})"
+    if k == "env.shutdown.end":
+        how = f"signal {e.get('signal')}" if e.get("signal") else f"exit code {e.get('exit_code')}"
+        return f"environment gone ({how})"
+    if k == "runtime.call":
+        return _runtime_call(e)
+    if k == "log":
+        line = str(e.get("line", "")).rstrip("\n")
+        if e.get("stream") == "platform":
+            return line
+        return f"{'!' if e.get('stream') == 'stderr' else '|'} {line}"
+    return None
+
+
+def _line(e: Event, text: str) -> str:
+    return f"{e.time:9.3f}s {e.env or e.function or '':<10} {text}"
+
+
+def console_lines(
+    events: Iterable[Event], function: str | None = None, limit: int | None = None
+) -> list[str]:
+    """The console as plain text lines, optionally for one function, the newest ``limit``."""
+    lines = []
+    for e in events:
+        if function is not None and e.function != function:
+            continue
+        text = format_event(e)
+        if text is not None:
+            lines.append(_line(e, text))
+    return lines if limit is None else lines[-limit:]
+
+
+class ConsoleWidget(ipywidgets.VBox, Panel):
+    """The console, live: newest ``shown`` lines, a function filter, ``max_lines`` of history."""
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        shown: int = 300,
+        max_lines: int = 5000,
+        live: bool | None = None,
+        start: bool = True,
+    ) -> None:
+        super().__init__()
+        self.shown = shown
+        self.history: deque[tuple[str | None, str]] = deque(maxlen=max_lines)
+        self.filter = ipywidgets.Dropdown(options=[ALL], value=ALL, description="Console")
+        self.text = ipywidgets.HTML(layout={"width": "100%"})
+        self.errors = error_output()
+        self.children = [self.filter, self.text, self.errors]
+        self._functions: list[str] = []
+        self._dirty = True
+        self.filter.observe(self._on_filter, names="value")
+        self._start(source, live, start)
+
+    def _on_filter(self, change: object) -> None:
+        self._dirty = True
+        if self.renderer is not None:
+            self.renderer.request()
+
+    def feed(self, events: Sequence[Event]) -> None:
+        for e in events:
+            if e.function is not None and e.function not in self._functions:
+                self._functions.append(e.function)
+            text = format_event(e)
+            if text is None:
+                continue
+            stream = e.get("stream") if e.kind == "log" else e.kind
+            colour = _COLOURS.get(str(stream), "#000")
+            self.history.append(
+                (
+                    e.function,
+                    f'<span style="color:{colour}">{html.escape(_line(e, text))}</span>',
+                )
+            )
+            self._dirty = True
+
+    def lines(self) -> list[str]:
+        """The lines currently shown, as plain text."""
+        import re
+
+        body = self.text.value.split("<pre", 1)[-1]
+        return [html.unescape(re.sub(r"<[^>]+>", "", s)) for s in body.split("\n")][1:-1]
+
+    def draw(self, now: float | None) -> None:
+        options = [ALL, *self._functions]
+        if list(self.filter.options) != options:
+            self.filter.options = options  # keeps the current value, which is still listed
+        if not self._dirty:
+            return
+        self._dirty = False
+        chosen = self.filter.value
+        rows = [line for fn, line in self.history if chosen == ALL or fn == chosen]
+        # column-reverse keeps the box scrolled to the newest line as lines arrive
+        self.text.value = (
+            '<div style="display:flex;flex-direction:column-reverse;max-height:22em;'
+            'overflow:auto;border:1px solid #ddd"><pre style="margin:0;font-size:11px;'
+            'line-height:1.3">\n' + "\n".join(rows[-self.shown :]) + "\n</pre></div>"
+        )
+
+    def close(self) -> None:
+        if self.renderer is not None:
+            self.renderer.stop()
+        super().close()
+
+    def __repr__(self) -> str:
+        return f"<ConsoleWidget {len(self.history)} lines>"
