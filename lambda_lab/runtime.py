@@ -85,17 +85,35 @@ class RuntimeClient:
         self._call("POST", path, json.dumps(body).encode(), headers)
 
 
+class InitError(Exception):
+    """Init failed; ``error_type`` is the name AWS's Python runtime gives that failure."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
 def load_handler(spec: str) -> Any:
     """``"module.function"`` → the function, imported from LAMBDA_TASK_ROOT (the code dir)."""
     module_name, _, function_name = spec.rpartition(".")
     if not module_name:
-        raise ValueError(f"Bad handler {spec!r}: expected 'module.function'")
-    module = importlib.import_module(module_name)
+        raise InitError("Runtime.MalformedHandlerName", f"Bad handler '{spec}': not enough values")
     try:
-        return getattr(module, function_name)
-    except AttributeError:
-        raise AttributeError(f"Handler {function_name!r} missing on module {module_name!r}") \
-            from None
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InitError("Runtime.ImportModuleError",
+                        f"Unable to import module '{module_name}': {exc}") from exc
+    except SyntaxError as exc:
+        raise InitError("Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': "
+                        f"{exc}") from exc
+    except Exception as exc:  # init code raised: AWS reports it as an import failure too
+        raise InitError("Runtime.ImportModuleError",
+                        f"Unable to import module '{module_name}': {exc}") from exc
+    handler = getattr(module, function_name, None)
+    if handler is None:
+        raise InitError("Runtime.HandlerNotFound",
+                        f"Handler '{function_name}' missing on module '{module_name}'")
+    return handler
 
 
 def main() -> None:
@@ -105,8 +123,9 @@ def main() -> None:
     # Init phase: runs once per execution environment, before the first event.
     try:
         handler = load_handler(os.environ["_HANDLER"])
-    except Exception as exc:
-        client.error("/init/error", exc)
+    except InitError as exc:
+        traceback.print_exc()
+        client.error("/init/error", exc, exc.error_type)
         sys.exit(1)
 
     # Invoke phase: one event at a time, for as long as the environment lives.

@@ -43,6 +43,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Union
 
 import ipywidgets
@@ -52,7 +53,7 @@ from ..events import Event, EventLog
 if TYPE_CHECKING:
     from ..lab import Lab
 
-__all__ = ["Panel", "Renderer", "Source", "clock_for", "error_output", "log_of"]
+__all__ = ["Background", "Panel", "Renderer", "Source", "clock_for", "error_output", "log_of"]
 
 Source = Union["Lab", EventLog]
 Clock = Callable[[], "float | None"]
@@ -226,3 +227,37 @@ class Renderer:
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<Renderer {state} {len(self.panels)} panels, {self.frames} frames>"
+
+
+class Background:
+    """Runs widget callbacks' work off the kernel's main thread, reporting into an ``Output``.
+
+    A button callback runs on the kernel's main thread; if it called ``fn.invoke()`` there,
+    the kernel would be busy until the invocation ended. It submits the work here instead and
+    returns at once; the result or the exception (with traceback) is written to ``output``.
+    """
+
+    def __init__(self, output: ipywidgets.Output, *, workers: int = 4, name: str = "widget"):
+        self.output = output
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"lambda-lab-{name}")
+
+    def submit(
+        self, fn: Callable[..., Any], *args: Any, report: Callable[[Any], str | None] | None = None
+    ) -> Future[Any]:
+        def run() -> Any:
+            try:
+                result = fn(*args)
+            except Exception as exc:
+                text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                self.output.append_stderr(text)
+                raise
+            if report is not None:
+                message = report(result)
+                if message:
+                    self.output.append_stdout(message + "\n")
+            return result
+
+        return self._pool.submit(run)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,36 @@
+"""Notebook widgets that draw the lab live from its event log.
+
+``lab.dashboard()`` composes them; each also works alone, on a ``Lab`` or a recorded
+``EventLog``. The pure functions (``timeline_figure``, ``timeline_data``, ``console_lines``,
+``metrics_summary``, ``environment_states``) turn events into pictures and numbers without a
+notebook. How frames reach the browser while a cell blocks: :mod:`lambda_lab.widgets.live`.
+"""
+
+from __future__ import annotations
+
+from .console import ConsoleWidget, console_lines
+from .controls import ControlsWidget
+from .dashboard import Dashboard, dashboard
+from .environments import EnvironmentState, EnvironmentsWidget, environment_states
+from .live import Renderer
+from .metrics import MetricsSummary, MetricsWidget, metrics_summary
+from .timeline import TimelineModel, TimelineWidget, timeline_data, timeline_figure
+
+__all__ = [
+    "ConsoleWidget",
+    "ControlsWidget",
+    "Dashboard",
+    "EnvironmentState",
+    "EnvironmentsWidget",
+    "MetricsSummary",
+    "MetricsWidget",
+    "Renderer",
+    "TimelineModel",
+    "TimelineWidget",
+    "console_lines",
+    "dashboard",
+    "environment_states",
+    "metrics_summary",
+    "timeline_data",
+    "timeline_figure",
+]
