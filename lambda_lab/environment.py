@@ -80,6 +80,7 @@ class Invocation:
     trace_id: str
     client_context: str | None = None
     cognito_identity: str | None = None
+    attempt: int = 1  # async invokes are retried: 1, 2, 3
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -276,6 +277,8 @@ class ExecutionEnvironment:
             raise failure
         self.state = State.IDLE
         self.last_used = done
+        # A provisioned environment initialised ahead of time: no invocation waited for it.
+        self._cold = not self.provisioned
         self._event("env.init.end", request_id, pid=self.pid, init_ms=round(self.init_ms, 3),
                     platform_ms=round((t_process - t0) * 1000, 3),
                     runtime_ms=round((done - t_process) * 1000, 3))
@@ -371,7 +374,8 @@ class ExecutionEnvironment:
         self._delivered[invocation.request_id] = False
         self._sent_at = time.monotonic()
         self._tail = []
-        self._event("invoke.start", invocation.request_id, cold=self._cold, pid=self.pid)
+        self._event("invoke.start", invocation.request_id, cold=self._cold, pid=self.pid,
+                    attempt=invocation.attempt)
         self._log(f"START RequestId: {invocation.request_id} Version: $LATEST", "platform",
                   invocation.request_id)
         timer = self._loop.call_later(self.config.timeout, self._on_timeout, invocation)
@@ -421,7 +425,7 @@ class ExecutionEnvironment:
                     billed_ms=billed_ms, max_memory_mb=self.max_memory_mb,
                     memory_size=self.config.memory_size, cold=cold,
                     init_ms=None if init_ms is None else round(init_ms, 3),
-                    error_type=error_type)
+                    error_type=error_type, attempt=invocation.attempt)
         if kind in ("timeout", "crash"):
             # A timed-out or crashed environment is reset: the next invoke is a cold start.
             asyncio.ensure_future(self.shutdown(kind))

@@ -142,7 +142,7 @@ class Frontend:
                 return self._init_failed(name, request_id, exc, attempt)
             invocation = Invocation(request_id=request_id, payload=payload or b"{}",
                                     function_arn=self.arn(name), trace_id=new_trace_id(),
-                                    client_context=client_context)
+                                    client_context=client_context, attempt=attempt)
             answer = await env.invoke(invocation)
         finally:
             self.counting.release(name)

@@ -85,6 +85,7 @@ class Lab:
         self.events = EventLog()
         self.functions: dict[str, Function] = {}
         self._host, self._port = host, port
+        self._unreserved_minimum = unreserved_minimum  # None: follows account_concurrency
         self._closed = False
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -114,7 +115,7 @@ class Lab:
 
         cfg = self.config
         self.counting = CountingService(account_concurrency=cfg.account_concurrency,
-                                        unreserved_minimum=cfg.unreserved_minimum,
+                                        unreserved_minimum=self._unreserved_minimum,
                                         scale_rate=cfg.scale_rate)
         self.placement = PlacementService()
         self.assignment = AssignmentService(events=self.events, counting=self.counting,

@@ -7,25 +7,16 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
+
+from helpers import wait_for
 
 from lambda_lab import FunctionError, Lab
 
 COLD = ["invoke.received", "env.init.start", "env.init.end", "invoke.start", "invoke.end"]
 WARM = ["invoke.received", "invoke.start", "invoke.end"]
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def test_cold_then_warm_reuses_the_same_process(lab, hello):
