@@ -76,7 +76,8 @@ class FunctionConfig:
             raise ConfigError("idle_timeout must be > 0 and init_delay >= 0 seconds")
         if not Path(self.code_dir).is_dir():
             raise ConfigError(f"code_dir does not exist: {self.code_dir}")
-        object.__setattr__(self, "environment", {str(k): str(v) for k, v in self.environment.items()})
+        env = {str(k): str(v) for k, v in self.environment.items()}
+        object.__setattr__(self, "environment", env)
 
     def with_changes(self, **changes: Any) -> FunctionConfig:
         return replace(self, **changes)

@@ -230,7 +230,8 @@ class ExecutionEnvironment:
             ),
         }
         if cfg.runtime != "provided":  # AWS sets it for managed runtimes only
-            env["AWS_EXECUTION_ENV"] = f"AWS_Lambda_python{sys.version_info[0]}.{sys.version_info[1]}"
+            major, minor = sys.version_info[:2]
+            env["AWS_EXECUTION_ENV"] = f"AWS_Lambda_python{major}.{minor}"
             env["PYTHONUNBUFFERED"] = "1"  # handler output reaches the log line by line
         env.update(cfg.environment)
         return env

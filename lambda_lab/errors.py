@@ -86,7 +86,7 @@ class RequestTooLargeError(ServiceError):
 
 
 class TooManyRequestsError(ServiceError):
-    """A throttle. ``reason`` is AWS's, e.g. ``ReservedFunctionConcurrentInvocationLimitExceeded``."""
+    """A throttle; ``reason`` is AWS's, e.g. ``ConcurrentInvocationLimitExceeded``."""
 
     status = 429
     error_type = "TooManyRequestsException"

@@ -56,6 +56,7 @@ class ForkServer:
         child_sock.close()
         self._sock.setblocking(False)
         self._loop = asyncio.get_running_loop()
+        self._send_lock = asyncio.Lock()
         self._waiting: deque[tuple[asyncio.Future[RuntimeProcess], int, int]] = deque()
         self._children: dict[int, RuntimeProcess] = {}
         self._loop.add_reader(self._sock.fileno(), self._on_message)
@@ -65,18 +66,34 @@ class ForkServer:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         request = json.dumps({"env": dict(env), "cwd": cwd}).encode()
+        started: asyncio.Future[RuntimeProcess] = self._loop.create_future()
         try:
-            socket.send_fds(self._sock, [request], [out_w, err_w])
-        except OSError:
+            # One sender at a time, so requests and their answers stay in the same order.
+            async with self._send_lock:
+                await self._send(request, [out_w, err_w])
+                self._waiting.append((started, out_r, err_r))
+        except BaseException:
             for fd in (out_r, err_r):
                 os.close(fd)
             raise
         finally:
             os.close(out_w)
             os.close(err_w)
-        started: asyncio.Future[RuntimeProcess] = self._loop.create_future()
-        self._waiting.append((started, out_r, err_r))
         return await started
+
+    async def _send(self, request: bytes, fds: list[int]) -> None:
+        """Send one request, waiting while the socket's buffer is full (a burst of forks)."""
+        while True:
+            try:
+                socket.send_fds(self._sock, [request], fds)
+                return
+            except BlockingIOError:
+                writable = self._loop.create_future()
+                self._loop.add_writer(self._sock.fileno(), writable.set_result, None)
+                try:
+                    await writable
+                finally:
+                    self._loop.remove_writer(self._sock.fileno())
 
     def _on_message(self) -> None:
         try:

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real Lab (real tornado server, real subprocesses), torn down after each test."""
+"""Shared fixtures: a real Lab (real tornado server, real processes), closed after each test."""
 
 from __future__ import annotations
 

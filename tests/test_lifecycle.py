@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from helpers import wait_for
 
 from lambda_lab import FunctionError, Lab

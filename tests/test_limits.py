@@ -8,10 +8,9 @@ import time
 import boto3
 import pytest
 from botocore.config import Config
+from helpers import wait_for
 
 from lambda_lab import ConfigError, Lab
-
-from helpers import wait_for
 
 
 def client(lab: Lab):
