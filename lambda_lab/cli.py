@@ -82,7 +82,12 @@ def _demo(args: argparse.Namespace) -> int:
     from .lab import Lab
 
     with Lab(account_concurrency=args.concurrency) as lab:
-        lab.events.subscribe(lambda e: (line := format_line(e)) and print(line, flush=True))
+        def show(event: Event) -> None:
+            line = format_line(event)
+            if line:
+                print(line, flush=True)
+
+        lab.events.subscribe(show)
         fn = lab.deploy("hello", handler="hello.handler", code_dir=str(EXAMPLES),
                         init_delay=0.1, idle_timeout=60)
         print("\n== 1. the first invoke is a cold start ==")

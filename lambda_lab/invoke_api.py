@@ -79,11 +79,13 @@ class InvokeHandler(web.RequestHandler):
         self.set_header("X-Amz-Executed-Version", "$LATEST")
         if invocation_type == "DryRun":
             self.set_status(204)
-            return self.finish()
+            self.finish()
+            return
         if invocation_type == "Event":
             self.frontend.invoke_async(name, payload)
             self.set_status(202)
-            return self.finish()
+            self.finish()
+            return
         context = self.request.headers.get("X-Amz-Client-Context")
         result = await self.frontend.invoke(name, payload, client_context=context)
         if result.outcome != "success":

@@ -76,12 +76,13 @@ class RuntimeClient:
         self._call("POST", f"/invocation/{request_id}/response", body)
 
     def error(self, path: str, exc: BaseException, error_type: str | None = None) -> None:
+        error_type = error_type or type(exc).__name__
         body = {
-            "errorType": error_type or type(exc).__name__,
+            "errorType": error_type,
             "errorMessage": str(exc),
             "stackTrace": traceback.format_tb(exc.__traceback__),
         }
-        headers = {"Lambda-Runtime-Function-Error-Type": body["errorType"]}
+        headers = {"Lambda-Runtime-Function-Error-Type": error_type}
         self._call("POST", path, json.dumps(body).encode(), headers)
 
 

@@ -181,7 +181,7 @@ def _serve(fd: int) -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the lab's to handle
     while True:
-        readable, _, _ = select.select([sock, wake_r], [], [])
+        readable, _, _ = select.select([sock.fileno(), wake_r], [], [])
         if wake_r in readable:
             os.read(wake_r, 512)
             while True:
@@ -193,7 +193,7 @@ def _serve(fd: int) -> None:
                     break
                 code = os.waitstatus_to_exitcode(status)
                 sock.send(json.dumps({"exited": pid, "code": code}).encode())
-        if sock in readable:
+        if sock.fileno() in readable:
             data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, 2)
             if not data:
                 return  # the lab closed its end

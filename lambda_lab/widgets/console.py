@@ -4,7 +4,7 @@ In AWS you reconstruct this from CloudWatch Logs, where the platform writes ``ST
 ``END`` and ``REPORT`` lines around your function's own output ("Monitoring and
 troubleshooting Lambda functions", Lambda Developer Guide). Here every step the platform
 takes is a line too: the invoke received, the environment created (and its pid), the runtime
-polling ``GET /runtime/invocation/next``, the event sent, the handler's output, the result
+polling ``GET /runtime/invocation/next`` and receiving the event, the handler's output, the result
 posted back, throttles and shutdowns::
 
     >>> print("\\n".join(console_lines(lab.events, function="hello")[-3:]))
@@ -22,12 +22,14 @@ import html
 from collections import deque
 from collections.abc import Iterable, Sequence
 
+import anywidget
 import ipywidgets
+import traitlets
 
 from ..events import Event
 from .live import Panel, Source, error_output
 
-__all__ = ["ConsoleWidget", "console_lines", "format_event"]
+__all__ = ["ConsoleWidget", "LogView", "console_lines", "format_event"]
 
 ALL = "all functions"
 _COLOURS = {
@@ -54,7 +56,7 @@ def _ms(value: object) -> str:
 def _runtime_call(e: Event) -> str:
     method, path, status = e.get("method"), str(e.get("path") or ""), e.get("status")
     if path.endswith("/invocation/next"):
-        return "runtime polled for the next event (GET next)"
+        return f"runtime received the event (GET next {status})"
     if path.endswith("/response"):
         return f"runtime reported success for {e.request_id} ({status})"
     if path.endswith("/init/error"):
@@ -85,7 +87,7 @@ def format_event(e: Event) -> str | None:
         )
     if k == "env.init.end":
         return (
-            f"runtime started, pid {e.get('pid')}: init {_ms(e.get('init_ms'))}"
+            f"runtime ready, pid {e.get('pid')}, polling GET next: init {_ms(e.get('init_ms'))}"
             f" (platform {_ms(e.get('platform_ms'))} + runtime {_ms(e.get('runtime_ms'))})"
         )
     if k == "env.init.error":
@@ -135,6 +137,38 @@ def console_lines(
     return lines if limit is None else lines[-limit:]
 
 
+class LogView(anywidget.AnyWidget):  # type: ignore[misc]
+    """A box of lines (``html``, one per line) that keeps the newest in view.
+
+    It follows new lines only while the reader is at the bottom, so scrolling up to read
+    an earlier invocation is not undone by the next frame.
+    """
+
+    _esm = """
+    function render({ model, el }) {
+      const box = document.createElement("pre");
+      box.className = "lambda-lab-console";
+      box.style.cssText = "max-height:22em;overflow:auto;margin:0;padding:4px;" +
+        "font-size:11px;line-height:1.3;border:1px solid #ddd;white-space:pre-wrap";
+      let follow = true;
+      box.addEventListener("scroll", () => {
+        follow = box.scrollHeight - box.scrollTop - box.clientHeight < 24;
+      });
+      const draw = () => {
+        box.innerHTML = model.get("html");
+        if (follow) box.scrollTop = box.scrollHeight;
+      };
+      model.on("change:html", draw);
+      el.appendChild(box);
+      draw();
+      requestAnimationFrame(draw);
+      return () => model.off("change:html", draw);
+    }
+    export default { render };
+    """
+    html = traitlets.Unicode("").tag(sync=True)
+
+
 class ConsoleWidget(ipywidgets.VBox, Panel):
     """The console, live: newest ``shown`` lines, a function filter, ``max_lines`` of history."""
 
@@ -151,7 +185,7 @@ class ConsoleWidget(ipywidgets.VBox, Panel):
         self.shown = shown
         self.history: deque[tuple[str | None, str]] = deque(maxlen=max_lines)
         self.filter = ipywidgets.Dropdown(options=[ALL], value=ALL, description="Console")
-        self.text = ipywidgets.HTML(layout={"width": "100%"})
+        self.text = LogView(layout={"width": "100%"})
         self.errors = error_output()
         self.children = [self.filter, self.text, self.errors]
         self._functions: list[str] = []
@@ -185,8 +219,10 @@ class ConsoleWidget(ipywidgets.VBox, Panel):
         """The lines currently shown, as plain text."""
         import re
 
-        body = self.text.value.split("<pre", 1)[-1]
-        return [html.unescape(re.sub(r"<[^>]+>", "", s)) for s in body.split("\n")][1:-1]
+        value = self.text.html
+        return (
+            [html.unescape(re.sub(r"<[^>]+>", "", s)) for s in value.split("\n")] if value else []
+        )
 
     def draw(self, now: float | None) -> None:
         options = [ALL, *self._functions]
@@ -197,12 +233,7 @@ class ConsoleWidget(ipywidgets.VBox, Panel):
         self._dirty = False
         chosen = self.filter.value
         rows = [line for fn, line in self.history if chosen == ALL or fn == chosen]
-        # column-reverse keeps the box scrolled to the newest line as lines arrive
-        self.text.value = (
-            '<div style="display:flex;flex-direction:column-reverse;max-height:22em;'
-            'overflow:auto;border:1px solid #ddd"><pre style="margin:0;font-size:11px;'
-            'line-height:1.3">\n' + "\n".join(rows[-self.shown :]) + "\n</pre></div>"
-        )
+        self.text.html = "\n".join(rows[-self.shown :])
 
     def close(self) -> None:
         if self.renderer is not None:
