@@ -181,6 +181,7 @@ class ExecutionEnvironment:
         self._answer: asyncio.Future[tuple[str, bytes, str | None]] | None = None
         self._delivered: dict[str, bool] = {}  # request id -> answered?
         self._sent_at = 0.0
+        self._deadline = 0.0
         self._cold = True
         self._tail: list[str] = []
         self._log_stream = (
@@ -361,6 +362,12 @@ class ExecutionEnvironment:
         self.state = State.BUSY
         self._answer = self._loop.create_future()
         self._pending = invocation
+        # The clock starts now, even if the runtime is slow to ask for the event (as in AWS's
+        # Runtime Interface Emulator): a runtime that never polls again still times out.
+        self._sent_at = time.monotonic()
+        self._deadline = time.time() + self.config.timeout
+        timer = self._loop.call_later(self.config.timeout, self._on_timeout, invocation)
+        self._answer.add_done_callback(lambda _: timer.cancel())
         if any(not p.done() for p in self._polls):
             self._deliver()
         kind, body, error_type = await self._answer
@@ -373,20 +380,16 @@ class ExecutionEnvironment:
         self._polls.remove(poll)
         self._current = invocation
         self._delivered[invocation.request_id] = False
-        self._sent_at = time.monotonic()
         self._tail = []
         self._event("invoke.start", invocation.request_id, cold=self._cold, pid=self.pid,
                     attempt=invocation.attempt)
         self._log(f"START RequestId: {invocation.request_id} Version: $LATEST", "platform",
                   invocation.request_id)
-        timer = self._loop.call_later(self.config.timeout, self._on_timeout, invocation)
-        assert self._answer is not None
-        self._answer.add_done_callback(lambda _: timer.cancel())
         poll.set_result(invocation)
 
     def deadline_ms(self) -> int:
         """Epoch milliseconds at which the current invocation times out."""
-        return int((time.time() + self.config.timeout - (time.monotonic() - self._sent_at)) * 1000)
+        return int(self._deadline * 1000)
 
     def _on_timeout(self, invocation: Invocation) -> None:
         if self._answer is None or self._answer.done():
@@ -394,6 +397,7 @@ class ExecutionEnvironment:
         message = (f"RequestId: {invocation.request_id} Error: Task timed out after "
                    f"{self.config.timeout:.2f} seconds")
         body = json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": message})
+        self._pending = None  # never handed over: it must not reach the runtime later
         self._answer.set_result(("timeout", body.encode(), "Sandbox.Timedout"))
 
     def _finish(self, invocation: Invocation, kind: str, body: bytes,
@@ -418,7 +422,7 @@ class ExecutionEnvironment:
         if kind == "timeout":
             report += "\tStatus: timeout"
         self._log(report, "platform", request_id)
-        tail = "\n".join(self._tail)[-LOG_TAIL_BYTES:]
+        tail = "\n".join(self._tail).encode()[-LOG_TAIL_BYTES:].decode("utf-8", "ignore")
         self._current = None
         self.invocations += 1
         self.last_used = time.monotonic()

@@ -14,9 +14,10 @@ from hidden state::
 Kinds (design.md §6): ``invoke.received``, ``invoke.throttled`` (``reason``),
 ``env.init.start``, ``env.init.end``, ``env.init.error``, ``invoke.start``, ``invoke.end``
 (``outcome``: success | error | timeout | crash; ``duration_ms``), ``env.shutdown.start``
-(``reason``: idle | timeout | crash | close), ``env.shutdown.end`` and ``log`` (``stream``,
-``line``). One kind is our addition, for the Runtime API lesson: ``runtime.call`` (``method``,
-``path``, ``status``) records each call a runtime makes to its endpoint.
+(``reason``: idle | timeout | crash | close, and our ``init_error`` for an environment discarded
+after a failed Init), ``env.shutdown.end`` and ``log`` (``stream``, ``line``). One kind is our
+addition, for the Runtime API lesson: ``runtime.call`` (``method``, ``path``, ``status``)
+records each call a runtime makes to its endpoint.
 
 The log is thread-safe: the server thread appends, any thread reads or subscribes.
 Subscribers are called on the appending thread and must not block; a widget that needs

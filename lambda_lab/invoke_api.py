@@ -53,6 +53,9 @@ class InvokeHandler(web.RequestHandler):
         try:
             await self._invoke(_function_name(function))
         except ServiceError as exc:
+            request_id = getattr(exc, "request_id", None)
+            if request_id:
+                self.set_header("x-amzn-RequestId", request_id)
             self.set_status(exc.status)
             self.set_header("x-amzn-ErrorType", exc.error_type)
             self.set_header("Content-Type", "application/json")
@@ -76,18 +79,18 @@ class InvokeHandler(web.RequestHandler):
             except ValueError as exc:
                 raise InvalidRequestContentError(
                     f"Could not parse request body into json: {exc}") from None
-        self.set_header("X-Amz-Executed-Version", "$LATEST")
         if invocation_type == "DryRun":
             self.set_status(204)
             self.finish()
             return
         if invocation_type == "Event":
-            self.frontend.invoke_async(name, payload)
+            self.set_header("x-amzn-RequestId", self.frontend.invoke_async(name, payload))
             self.set_status(202)
             self.finish()
             return
-        context = self.request.headers.get("X-Amz-Client-Context")
-        result = await self.frontend.invoke(name, payload, client_context=context)
+        result = await self.frontend.invoke(name, payload, client_context=self.client_context())
+        self.set_header("x-amzn-RequestId", result.request_id)
+        self.set_header("X-Amz-Executed-Version", "$LATEST")
         if result.outcome != "success":
             self.set_header("X-Amz-Function-Error", "Unhandled")
         if self.request.headers.get("X-Amz-Log-Type") == "Tail":
@@ -95,6 +98,19 @@ class InvokeHandler(web.RequestHandler):
                             base64.b64encode(result.log_tail.encode()).decode())
         self.set_header("Content-Type", "application/json")
         self.finish(result.body)
+
+    def client_context(self) -> str | None:
+        """``X-Amz-Client-Context`` is base64 JSON; the runtime receives the decoded JSON."""
+        header = self.request.headers.get("X-Amz-Client-Context")
+        if not header:
+            return None
+        try:
+            decoded = base64.b64decode(header, validate=True).decode()
+            json.loads(decoded)
+        except ValueError:
+            raise InvalidRequestContentError(
+                "Client context must be a valid Base64-encoded JSON object.") from None
+        return decoded
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.set_header("Content-Type", "application/json")

@@ -107,9 +107,8 @@ def load_handler(spec: str) -> Any:
     except SyntaxError as exc:
         raise InitError("Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': "
                         f"{exc}") from exc
-    except Exception as exc:  # init code raised: AWS reports it as an import failure too
-        raise InitError("Runtime.ImportModuleError",
-                        f"Unable to import module '{module_name}': {exc}") from exc
+    except Exception as exc:  # init code raised: its own type, as awslambdaric reports it
+        raise InitError(type(exc).__name__, str(exc)) from exc
     handler = getattr(module, function_name, None)
     if handler is None:
         raise InitError("Runtime.HandlerNotFound",

@@ -32,8 +32,9 @@ def hello(lab: Lab):
 
 def descendants(root: int) -> list[str]:
     """Command lines of every live process below ``root`` in the process tree."""
-    out = subprocess.run(["ps", "-eo", "pid=,ppid=,stat=,args="], capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        ["ps", "-eo", "pid=,ppid=,stat=,args="], capture_output=True, text=True
+    ).stdout
     children: dict[int, list[tuple[int, str]]] = {}
     for line in out.splitlines():
         pid, ppid, stat, *args = line.split(None, 3)

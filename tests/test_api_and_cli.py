@@ -55,7 +55,9 @@ def test_subscribers_see_every_event(lab, hello):
     hello.invoke({})
     unsubscribe()
     assert [e.kind for e in seen if e.kind in ("invoke.received", "invoke.end")] == [
-        "invoke.received", "invoke.end"]
+        "invoke.received",
+        "invoke.end",
+    ]
 
 
 def test_bad_configuration_names_the_value(handlers):
@@ -72,7 +74,8 @@ def test_load_toml(tmp_path, handlers):
     (tmp_path / "lab.toml").write_text(
         "[lab]\naccount_concurrency = 20\n\n"
         f"[functions.hello]\nhandler = 'hello.handler'\ncode_dir = '{handlers}'\n"
-        "timeout = 5\nreserved_concurrency = 3\n")
+        "timeout = 5\nreserved_concurrency = 3\n"
+    )
     lab_config, functions = load_toml(tmp_path / "lab.toml")
     assert lab_config.account_concurrency == 20
     assert functions[0].name == "hello" and functions[0].timeout == 5
@@ -91,15 +94,31 @@ def test_serve_answers_invokes_and_stops_cleanly_on_sigterm(handlers, tmp_path):
     port = free_port()
     events = tmp_path / "events.jsonl"
     server = subprocess.Popen(
-        [sys.executable, "-m", "lambda_lab.cli", "serve", "hello.handler", "--code-dir",
-         str(handlers), "--port", str(port), "--events", str(events)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "lambda_lab.cli",
+            "serve",
+            "hello.handler",
+            "--code-dir",
+            str(handlers),
+            "--port",
+            str(port),
+            "--events",
+            str(events),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         banner = server.stdout.readline()
         assert f"http://127.0.0.1:{port}" in banner
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/2015-03-31/functions/hello/invocations",
-            data=b'{"name": "CLI"}', method="POST")
+            data=b'{"name": "CLI"}',
+            method="POST",
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert json.loads(response.read())["message"] == "Hello, CLI!"
         pid = json.loads(events.read_text().splitlines()[-1]).get("pid") or None
@@ -107,8 +126,11 @@ def test_serve_answers_invokes_and_stops_cleanly_on_sigterm(handlers, tmp_path):
         assert server.wait(timeout=15) == 0
         kinds = [json.loads(line)["kind"] for line in events.read_text().splitlines()]
         assert kinds[0] == "invoke.received" and kinds[-1] == "env.shutdown.end"
-        env_pids = [json.loads(line)["pid"] for line in events.read_text().splitlines()
-                    if json.loads(line)["kind"] == "env.init.end"]
+        env_pids = [
+            json.loads(line)["pid"]
+            for line in events.read_text().splitlines()
+            if json.loads(line)["kind"] == "env.init.end"
+        ]
         for env_pid in env_pids + ([pid] if pid else []):
             wait_for(lambda p=env_pid: not os.path.exists(f"/proc/{p}"), timeout=5)
     finally:
@@ -121,7 +143,11 @@ def test_serve_answers_invokes_and_stops_cleanly_on_sigterm(handlers, tmp_path):
 def test_demo_prints_lifecycle_and_writes_timeline(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "lambda_lab.cli", "demo", "--output", str(tmp_path / "t.html")],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert "cold start" in out.stdout and "throttled" in out.stdout
     assert "REPORT RequestId:" in out.stdout

@@ -15,8 +15,11 @@ from lambda_lab import ConfigError, Lab
 
 def client(lab: Lab):
     return boto3.client(
-        "lambda", endpoint_url=lab.endpoint_url, region_name="us-east-1",
-        aws_access_key_id="test", aws_secret_access_key="test",
+        "lambda",
+        endpoint_url=lab.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
         config=Config(retries={"total_max_attempts": 1}),
     )
 
@@ -38,8 +41,9 @@ def test_account_limit_throttles_the_excess(handlers):
 
 
 def test_reserved_concurrency_throttles_through_boto3(lab, handlers):
-    fn = lab.deploy("hello", handler="hello.handler", code_dir=str(handlers),
-                    reserved_concurrency=1)
+    fn = lab.deploy(
+        "hello", handler="hello.handler", code_dir=str(handlers), reserved_concurrency=1
+    )
     results = fn.burst(2, {"sleep": 0.5})
     assert reasons(results) == ["ReservedFunctionConcurrentInvocationLimitExceeded"]
 
@@ -53,8 +57,9 @@ def test_reserved_concurrency_throttles_through_boto3(lab, handlers):
 
 def test_reservation_is_guaranteed_and_shrinks_the_unreserved_pool(handlers):
     with Lab(account_concurrency=4, unreserved_minimum=1) as lab:
-        reserved = lab.deploy("reserved", handler="hello.handler", code_dir=str(handlers),
-                              reserved_concurrency=2)
+        reserved = lab.deploy(
+            "reserved", handler="hello.handler", code_dir=str(handlers), reserved_concurrency=2
+        )
         other = lab.deploy("other", handler="hello.handler", code_dir=str(handlers))
         results = other.burst(3, {"sleep": 0.5})
         # Only 4 - 2 = 2 units are unreserved: the third is throttled even though 2 are idle.
@@ -69,8 +74,9 @@ def test_reservation_breaking_unreserved_minimum_is_refused(handlers):
             fn.reserved_concurrency = 19
         fn.reserved_concurrency = 18
         with pytest.raises(ConfigError):
-            lab.deploy("big", handler="hello.handler", code_dir=str(handlers),
-                       reserved_concurrency=1)
+            lab.deploy(
+                "big", handler="hello.handler", code_dir=str(handlers), reserved_concurrency=1
+            )
 
 
 def test_scaling_rate_limits_new_environments(handlers):
@@ -92,8 +98,13 @@ def test_live_account_limit_change(lab, hello):
 
 
 def test_provisioned_environments_exist_before_first_invoke_and_survive_idling(lab, handlers):
-    fn = lab.deploy("pc", handler="counter.handler", code_dir=str(handlers),
-                    provisioned_concurrency=2, idle_timeout=0.2)
+    fn = lab.deploy(
+        "pc",
+        handler="counter.handler",
+        code_dir=str(handlers),
+        provisioned_concurrency=2,
+        idle_timeout=0.2,
+    )
     envs = lab.environments()
     assert len(envs) == 2 and all(e.provisioned and e.state == "idle" for e in envs)
     assert not lab.events.filter("invoke.received")
@@ -122,8 +133,9 @@ def test_provisioned_concurrency_changes_live(lab, hello):
 def test_async_invoke_is_accepted_then_retried_twice_on_error(handlers):
     with Lab(retry_delays=(0.1, 0.2)) as lab:
         fn = lab.deploy("errors", handler="errors.fail", code_dir=str(handlers))
-        response = client(lab).invoke(FunctionName="errors", InvocationType="Event",
-                                      Payload=json.dumps({"x": 1}))
+        response = client(lab).invoke(
+            FunctionName="errors", InvocationType="Event", Payload=json.dumps({"x": 1})
+        )
         assert response["StatusCode"] == 202
         wait_for(lambda: len(lab.events.filter("invoke.end", function="errors")) == 3)
         received = lab.events.filter("invoke.received")
@@ -139,8 +151,11 @@ def test_async_invoke_is_accepted_then_retried_twice_on_error(handlers):
 
 def test_async_payload_limit_is_one_megabyte(lab, hello):
     with pytest.raises(client(lab).exceptions.RequestTooLargeException):
-        client(lab).invoke(FunctionName="hello", InvocationType="Event",
-                           Payload=json.dumps({"pad": "x" * (1024 * 1024)}))
+        client(lab).invoke(
+            FunctionName="hello",
+            InvocationType="Event",
+            Payload=json.dumps({"pad": "x" * (1024 * 1024)}),
+        )
 
 
 def test_burst_of_fifty_loses_nothing(handlers):

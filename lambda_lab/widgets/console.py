@@ -137,7 +137,7 @@ def console_lines(
     return lines if limit is None else lines[-limit:]
 
 
-class LogView(anywidget.AnyWidget):  # type: ignore[misc]
+class LogView(anywidget.AnyWidget):
     """A box of lines (``html``, one per line) that keeps the newest in view.
 
     It follows new lines only while the reader is at the bottom, so scrolling up to read
@@ -169,7 +169,7 @@ class LogView(anywidget.AnyWidget):  # type: ignore[misc]
     html = traitlets.Unicode("").tag(sync=True)
 
 
-class ConsoleWidget(ipywidgets.VBox, Panel):
+class ConsoleWidget(Panel, ipywidgets.VBox):
     """The console, live: newest ``shown`` lines, a function filter, ``max_lines`` of history."""
 
     def __init__(
@@ -199,20 +199,24 @@ class ConsoleWidget(ipywidgets.VBox, Panel):
             self.renderer.request()
 
     def feed(self, events: Sequence[Event]) -> None:
-        for e in events:
-            if e.function is not None and e.function not in self._functions:
-                self._functions.append(e.function)
+        for function in dict.fromkeys(e.function for e in events):
+            if function is not None and function not in self._functions:
+                self._functions.append(function)
+        # Newest first, and no further than the history keeps: a replayed log of 60,000
+        # events only formats its last max_lines.
+        lines: list[tuple[str | None, str]] = []
+        for e in reversed(events):
+            if len(lines) == self.history.maxlen:
+                break
             text = format_event(e)
             if text is None:
                 continue
             stream = e.get("stream") if e.kind == "log" else e.kind
             colour = _COLOURS.get(str(stream), "#000")
-            self.history.append(
-                (
-                    e.function,
-                    f'<span style="color:{colour}">{html.escape(_line(e, text))}</span>',
-                )
-            )
+            line = html.escape(_line(e, text))
+            lines.append((e.function, f'<span style="color:{colour}">{line}</span>'))
+        if lines:
+            self.history.extend(reversed(lines))
             self._dirty = True
 
     def lines(self) -> list[str]:
@@ -234,11 +238,6 @@ class ConsoleWidget(ipywidgets.VBox, Panel):
         chosen = self.filter.value
         rows = [line for fn, line in self.history if chosen == ALL or fn == chosen]
         self.text.html = "\n".join(rows[-self.shown :])
-
-    def close(self) -> None:
-        if self.renderer is not None:
-            self.renderer.stop()
-        super().close()
 
     def __repr__(self) -> str:
         return f"<ConsoleWidget {len(self.history)} lines>"

@@ -53,7 +53,7 @@ def _summary(results: Sequence[Any]) -> str:
     return f"burst of {len(results)}: {parts}; {cold} cold starts"
 
 
-class ControlsWidget(ipywidgets.VBox, Panel):
+class ControlsWidget(Panel, ipywidgets.VBox):
     """Buttons and sliders for one lab. ``start=False`` when a dashboard draws it."""
 
     def __init__(self, lab: Any, *, start: bool = True) -> None:
@@ -257,12 +257,6 @@ class ControlsWidget(ipywidgets.VBox, Panel):
                     },
                 )
             self.function.options = names
-
-    def close(self) -> None:
-        if self.renderer is not None:
-            self.renderer.stop()
-        self.background.shutdown()
-        super().close()
 
     def __repr__(self) -> str:
         return f"<ControlsWidget functions={list(self.lab.functions)}>"

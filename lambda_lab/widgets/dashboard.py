@@ -39,6 +39,7 @@ class Dashboard(ipywidgets.VBox):
         window: float | None = 60.0,
         fps: float = 10.0,
         live: bool | None = None,
+        start: bool = True,
     ) -> None:
         super().__init__()
         recording = isinstance(source, EventLog)
@@ -53,9 +54,9 @@ class Dashboard(ipywidgets.VBox):
         if self.controls is not None:
             panels.append(self.controls)
         self.panels = panels
-        self.renderer = Renderer(
-            log_of(source), panels, clock=clock_for(source, live), fps=fps
-        ).start()
+        self.renderer = Renderer(log_of(source), panels, clock=clock_for(source, live), fps=fps)
+        if start:
+            self.renderer.start()
         top: list[Any] = [] if self.controls is None else [self.controls]
         self.children = [
             *top,
@@ -72,7 +73,9 @@ class Dashboard(ipywidgets.VBox):
         """Stop drawing and close every widget (the lab keeps running)."""
         self.renderer.stop()
         for panel in self.panels:
-            panel.close()  # type: ignore[attr-defined]
+            panel.close()
+        for box in self.children:
+            box.close()
         super().close()
 
     def __repr__(self) -> str:

@@ -111,7 +111,7 @@ def describe(s: EnvironmentState) -> str:
     )
 
 
-class EnvironmentsWidget(ipywidgets.VBox, Panel):
+class EnvironmentsWidget(Panel, ipywidgets.VBox):
     """The live environments, one line each with a Kill button (at most ``max_shown``)."""
 
     def __init__(
@@ -184,12 +184,6 @@ class EnvironmentsWidget(ipywidgets.VBox, Panel):
 
     def states(self) -> list[EnvironmentState]:
         return self.tracker.live()
-
-    def close(self) -> None:
-        if self.renderer is not None:
-            self.renderer.stop()
-        self.background.shutdown()
-        super().close()
 
     def __repr__(self) -> str:
         return f"<EnvironmentsWidget {len(self.tracker.live())} live>"

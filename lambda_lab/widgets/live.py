@@ -32,8 +32,9 @@ handled when the cell ends. That is ipykernel's design (ipywidgets issue #1349),
 
 Frames are coalesced: the subscriber only sets a flag, and the thread draws at most ``fps``
 (10) frames a second, slower if a frame costs more than a quarter of the interval, so the
-kernel keeps at least three quarters of a CPU. While any bar is still open (an environment is
-alive) it also ticks without new events, so a running invocation's bar grows. A panel's
+kernel keeps at least three quarters of a CPU. While a bar is still open it also ticks without
+new events: at the frame rate while something runs (a running invocation's bar grows), twice a
+second while environments only sit idle, not at all when nothing is open. A panel's
 exception is shown in that panel's ``Output`` and drawing goes on.
 """
 
@@ -102,9 +103,13 @@ class Panel:
         raise NotImplementedError
 
     @property
-    def animating(self) -> bool:
-        """True while the picture changes with time alone (so keep ticking)."""
-        return False
+    def tick(self) -> float | None:
+        """Seconds until time alone changes the picture enough to redraw it.
+
+        ``0``: as soon as the frame rate allows (a bar is running); ``None``: not until new
+        events arrive (nothing is open).
+        """
+        return None
 
     def show_error(self, exc: BaseException) -> None:
         """Show ``exc`` with its traceback in this panel's ``Output``, once per distinct error."""
@@ -118,10 +123,32 @@ class Panel:
         if self.renderer is not None:
             self.renderer.frame()
 
+    def close(self) -> None:
+        """Stop drawing and any background work, then close this widget and its children.
+
+        Safe to call twice (ipywidgets also calls it when the widget is garbage-collected).
+        """
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
+        if self.renderer is not None:
+            self.renderer.stop()
+        background = getattr(self, "background", None)
+        if isinstance(background, Background):
+            background.shutdown()
+        _close_tree(getattr(self, "children", ()))
+        super().close()  # type: ignore[misc]
+
     def _start(self, source: Source, live: bool | None, start: bool) -> None:
         if start:
             self.renderer = Renderer(log_of(source), [self], clock=clock_for(source, live))
             self.renderer.start()
+
+
+def _close_tree(children: Sequence[Any]) -> None:
+    for child in children:
+        _close_tree(getattr(child, "children", ()))
+        child.close()
 
 
 class Renderer:
@@ -148,7 +175,7 @@ class Renderer:
         self.frames = 0
         self.last_cpu_ms = 0.0
         self._cursor = 0
-        self._animating = False
+        self._tick: float | None = None
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -180,7 +207,8 @@ class Renderer:
     def _run(self) -> None:
         last = float("-inf")
         while not self._stopped.is_set():
-            self._wake.wait(self.interval if self._animating else None)
+            tick = self._tick
+            self._wake.wait(None if tick is None else max(tick, self.interval))
             if self._stopped.is_set():
                 return
             delay = last + self.interval - time.monotonic()
@@ -205,7 +233,8 @@ class Renderer:
                     panel.draw(now)
                 except Exception as exc:  # never lose it, never stop drawing the others
                     panel.show_error(exc)
-            self._animating = any(panel.animating for panel in self.panels)
+            ticks = [t for t in (panel.tick for panel in self.panels) if t is not None]
+            self._tick = min(ticks, default=None)
             self.frames += 1
             self.last_cpu_ms = (time.thread_time() - cpu) * 1000
 

@@ -102,6 +102,7 @@ class MetricsModel:
         self.gb_seconds = 0.0
         self.last_time = 0.0
         self.version = 0
+        self._series: tuple[int, np.ndarray, np.ndarray] | None = None
 
     def feed(self, events: Iterable[Event]) -> None:
         for e in events:
@@ -175,13 +176,16 @@ class MetricsModel:
     def series(self, now: float | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Concurrency over time: change times (plus ``now``) and each function's level."""
         now = self.last_time if now is None else max(now, self.last_time)
-        times = np.asarray([0.0, *self.times, now], dtype=float)
-        n = len(self.functions)
-        levels = np.zeros((len(self.times) + 2, n), dtype=np.int32)
-        for i, row in enumerate(self.levels, start=1):
-            levels[i, : len(row)] = row
-        if self.levels:
+        if self._series is None or self._series[0] != len(self.times):
+            n = len(self.functions)
+            levels = np.zeros((len(self.times) + 2, n), dtype=np.int32)
+            for i, row in enumerate(self.levels, start=1):
+                levels[i, : len(row)] = row
             levels[-1] = levels[-2]
+            self._series = (len(self.times), np.asarray([0.0, *self.times, 0.0]), levels)
+        _, times, levels = self._series
+        times = times.copy()
+        times[-1] = now  # only the last point moves between events
         return times, {f: levels[:, j] for j, f in enumerate(self.functions)}
 
 
@@ -263,7 +267,7 @@ def _lab_limits(lab: Any, functions: Sequence[str]) -> dict[str, int | None]:
     return limits
 
 
-class MetricsWidget(ipywidgets.VBox, Panel):
+class MetricsWidget(Panel, ipywidgets.VBox):
     """Live metrics: a summary table and concurrency over time, stacked by function."""
 
     def __init__(self, source: Source, *, live: bool | None = None, start: bool = True) -> None:
@@ -292,8 +296,8 @@ class MetricsWidget(ipywidgets.VBox, Panel):
         self.model.feed(events)
 
     @property
-    def animating(self) -> bool:
-        return bool(self.model.running)
+    def tick(self) -> float | None:
+        return 0.0 if self.model.running else None  # the running areas extend to now
 
     def summary(self) -> MetricsSummary:
         return self.model.summary()
@@ -325,12 +329,6 @@ class MetricsWidget(ipywidgets.VBox, Panel):
                 trace.y = levels[trace.name]
             fig.layout.shapes = _limit_shapes(limits, colours)
             fig.layout.yaxis.range = [0, max(1, top) * 1.15]
-
-    def close(self) -> None:
-        if self.renderer is not None:
-            self.renderer.stop()
-        self.figure.close()
-        super().close()
 
     def __repr__(self) -> str:
         s = self.model

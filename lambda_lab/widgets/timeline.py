@@ -64,6 +64,7 @@ BAR_STYLES: tuple[tuple[str, str, str, float], ...] = (
 THROTTLE_STYLE = ("throttled", "throttled (429)", "#d62728")
 TRACE_NAMES = tuple(s[1] for s in BAR_STYLES) + (THROTTLE_STYLE[1],)
 
+IDLE_TICK = 0.5  # s between frames while environments only sit idle (their bars grow slowly)
 MAX_ROWS = 1_000
 MAX_BARS = 10_000
 _MIN_IDLE_S = 0.001  # an invocation that follows init at once leaves no idle bar worth drawing
@@ -462,7 +463,7 @@ class TimelineModel:
                     now,
                     rec,
                     f"<b>running</b> {rec.inv_rid}<br>{'cold' if rec.inv_cold else 'warm'}"
-                    f" start on {rec.env}<br>{(now - rec.inv_start) * 1000:.0f} ms so far",
+                    f" start on {rec.env}<br>since t={rec.inv_start:.3f} s",
                 )
             if rec.idle_start is not None and now - rec.idle_start >= _MIN_IDLE_S:
                 add(
@@ -470,7 +471,7 @@ class TimelineModel:
                     rec.idle_start,
                     now,
                     rec,
-                    f"<b>idle</b> {rec.env}<br>{now - rec.idle_start:.2f} s so far",
+                    f"<b>idle</b> {rec.env}<br>since t={rec.idle_start:.3f} s",
                 )
             if rec.shutdown_start is not None:
                 add(
@@ -483,9 +484,12 @@ class TimelineModel:
         return out
 
     @property
-    def animating(self) -> bool:
-        """Whether some bar is still open, so the picture changes with time alone."""
-        return any(rec.state != "gone" for rec in self.order)
+    def tick(self) -> float | None:
+        """How soon time alone changes the picture: see ``Panel.tick``."""
+        alive = [rec for rec in self.order if rec.state != "gone"]
+        if any(rec.state in ("busy", "initializing", "shutting down") for rec in alive):
+            return 0.0
+        return IDLE_TICK if alive else None
 
     def data(self, now: float | None = None, *, window: float | None = None) -> TimelineData:
         """The frame at time ``now`` (default: the last event), showing ``window`` seconds."""
@@ -648,7 +652,7 @@ def _apply(fig: go.Figure, frame: TimelineData) -> None:
     fig.update_layout(_layout_updates(frame))
 
 
-class TimelineWidget(ipywidgets.VBox, Panel):
+class TimelineWidget(Panel, ipywidgets.VBox):
     """The live timeline: a ``go.FigureWidget`` redrawn from the event log.
 
     ``TimelineWidget(lab)`` follows a running lab; ``TimelineWidget(EventLog.from_jsonl(p))``
@@ -679,8 +683,8 @@ class TimelineWidget(ipywidgets.VBox, Panel):
         self.model.feed(events)
 
     @property
-    def animating(self) -> bool:
-        return self.model.animating
+    def tick(self) -> float | None:
+        return self.model.tick
 
     def draw(self, now: float | None) -> None:
         frame = self.model.data(now, window=self.window)
@@ -694,12 +698,6 @@ class TimelineWidget(ipywidgets.VBox, Panel):
     def trace(self, name: str) -> Any:
         """The trace called ``name``, one of ``TRACE_NAMES``."""
         return self.figure.data[TRACE_NAMES.index(name)]
-
-    def close(self) -> None:
-        if self.renderer is not None:
-            self.renderer.stop()
-        self.figure.close()
-        super().close()
 
     def __repr__(self) -> str:
         return f"<TimelineWidget {len(self.model.order)} environments>"

@@ -1,4 +1,5 @@
 """A runtime extension point: cleanup on SIGTERM, as Lambda's shutdown phase allows."""
+
 import signal
 import sys
 

@@ -1,4 +1,5 @@
 """Init code counts how often this module is imported per process."""
+
 import os
 
 IMPORTS_FILE = os.environ.get("IMPORTS_FILE")
@@ -8,5 +9,11 @@ if IMPORTS_FILE:
 
 
 def handler(event, context):
-    return {"pid": os.getpid(), "env": {k: v for k, v in os.environ.items()
-                                        if k.startswith(("AWS_", "LAMBDA_", "_HANDLER", "TZ"))}}
+    return {
+        "pid": os.getpid(),
+        "env": {
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith(("AWS_", "LAMBDA_", "_HANDLER", "TZ"))
+        },
+    }
