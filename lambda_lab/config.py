@@ -76,6 +76,10 @@ class FunctionConfig:
             raise ConfigError("idle_timeout must be > 0 and init_delay >= 0 seconds")
         if not Path(self.code_dir).is_dir():
             raise ConfigError(f"code_dir does not exist: {self.code_dir}")
+        # Resolved now: the runtime's working directory must not depend on who starts it.
+        object.__setattr__(self, "code_dir", str(Path(self.code_dir).resolve()))
+        if self.bootstrap:
+            object.__setattr__(self, "bootstrap", str(Path(self.bootstrap).resolve()))
         env = {str(k): str(v) for k, v in self.environment.items()}
         object.__setattr__(self, "environment", env)
 

@@ -68,6 +68,7 @@ class InitFailed(Exception):
         super().__init__(f"{error_type}: {message}")
         self.error_type = error_type
         self.body = body or {"errorType": error_type, "errorMessage": message}
+        self.env_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -276,6 +277,7 @@ class ExecutionEnvironment:
                         error_message=failure.body.get("errorMessage", ""),
                         init_ms=round(self.init_ms, 3))
             await self.shutdown("init_error")
+            failure.env_id = self.env_id
             raise failure
         self.state = State.IDLE
         self.last_used = done
@@ -463,9 +465,8 @@ class ExecutionEnvironment:
             return
         self.state = State.SHUTTING_DOWN
         self._event("env.shutdown.start", reason=reason)
-        for poll in self._polls:
-            poll.cancel()
-        self._polls = []
+        # A waiting `next` stays unanswered: the runtime gets SIGTERM while it long-polls, as in
+        # Lambda, and its connection dies with the process.
         code: int | None = None
         if self.process is not None:
             if self.process.running and reason in GRACEFUL_REASONS:
@@ -480,6 +481,9 @@ class ExecutionEnvironment:
             message = f"Runtime exited with error: {proc.describe_exit(code)}"
             body = json.dumps({"errorType": "Runtime.ExitError", "errorMessage": message})
             self._answer.set_result(("crash", body.encode(), "Runtime.ExitError"))
+        for poll in self._polls:
+            poll.cancel()
+        self._polls = []
         for reader in self._readers:
             reader.drain()
             reader.close()

@@ -158,12 +158,14 @@ class Frontend:
     def _init_failed(self, name: str, request_id: str, exc: InitFailed,
                      attempt: int) -> InvokeResult:
         body = json.dumps(exc.body).encode()
-        self.events.append("invoke.end", function=name, request_id=request_id, outcome="error",
-                           duration_ms=0.0, billed_ms=0, cold=True, init_ms=None,
-                           error_type=exc.error_type, attempt=attempt)
+        self.events.append("invoke.end", function=name, env=exc.env_id, request_id=request_id,
+                           outcome="error", duration_ms=0.0, billed_ms=0, cold=True,
+                           init_ms=None, error_type=exc.error_type, attempt=attempt,
+                           init_error=True)
         return InvokeResult(request_id=request_id, function=name, outcome="error",
                             payload=exc.body, body=body, error_type=exc.error_type,
-                            error_message=str(exc.body.get("errorMessage", "")), cold=True)
+                            error_message=str(exc.body.get("errorMessage", "")), cold=True,
+                            env=exc.env_id)
 
     def _result(self, name: str, request_id: str, env: Any, answer: Answer) -> InvokeResult:
         payload = _decode(answer.body)

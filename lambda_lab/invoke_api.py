@@ -26,6 +26,7 @@ from tornado import web
 from .config import SYNC_PAYLOAD_LIMIT
 from .errors import InvalidRequestContentError, RequestTooLargeError, ServiceError
 from .frontend import Frontend
+from .runtime_api import no_access_log
 
 __all__ = ["make_app"]
 
@@ -139,4 +140,5 @@ def make_app(frontend: Frontend) -> web.Application:
     return web.Application(
         [(r"/2015-03-31/functions/([^/]+)/invocations", InvokeHandler, {"frontend": frontend})],
         default_handler_class=NotFound,
+        log_function=no_access_log,
     )

@@ -205,6 +205,18 @@ class Lab:
 
         self._call(change())
 
+    @property
+    def scale_rate(self) -> int:
+        """New environments each function may add per 10 s; settable on a live lab."""
+        return self.counting.scale_rate
+
+    @scale_rate.setter
+    def scale_rate(self, value: int) -> None:
+        async def change() -> None:
+            self.counting.scale_rate = value
+
+        self._call(change())
+
     def environments(self) -> list[EnvironmentInfo]:
         """A snapshot of every live execution environment."""
         async def snapshot() -> list[EnvironmentInfo]:

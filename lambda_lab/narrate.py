@@ -35,6 +35,8 @@ def describe(event: Event) -> str | None:
         return f"environment {event.env} failed init: {f('error_type')}: {f('error_message')}"
     if kind == "invoke.start":
         return f"event {rid} sent to {event.env} ({'cold' if f('cold') else 'warm'})"
+    if kind == "invoke.end" and f("init_error"):
+        return f"invoke {rid} failed: {event.env} could not initialise ({f('error_type')})"
     if kind == "invoke.end":
         error = f" {f('error_type')}" if f("error_type") else ""
         return f"invoke {rid} {f('outcome')}{error} in {f('duration_ms'):.1f} ms on {event.env}"

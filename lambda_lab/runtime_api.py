@@ -30,7 +30,11 @@ from .config import SYNC_PAYLOAD_LIMIT
 if TYPE_CHECKING:
     from .environment import ExecutionEnvironment
 
-__all__ = ["make_app"]
+__all__ = ["make_app", "no_access_log"]
+
+
+def no_access_log(handler: web.RequestHandler) -> None:
+    """No access log: every call is already in the event log (a 429 is a lesson, not a fault)."""
 
 PREFIX = "/2018-06-01/runtime"
 
@@ -157,7 +161,8 @@ def make_app(env: ExecutionEnvironment) -> web.Application:
         (PREFIX + r"/invocation/([^/]+)/response", AnswerHandler, {**args, "kind": "response"}),
         (PREFIX + r"/invocation/([^/]+)/error", AnswerHandler, {**args, "kind": "error"}),
         (PREFIX + r"/init/error", AnswerHandler, {**args, "kind": "init"}),
-    ], default_handler_class=NotFoundHandler, default_handler_args=args)
+    ], default_handler_class=NotFoundHandler, default_handler_args=args,
+       log_function=no_access_log)
 
 
 class NotFoundHandler(RuntimeHandler):

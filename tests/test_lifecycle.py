@@ -263,3 +263,21 @@ def test_owner_killed_with_sigkill_leaves_no_orphans(handlers, tmp_path):
             owner.kill()
             owner.wait()
         owner.stdout.close()
+
+
+def test_runtime_ignoring_sigterm_is_killed_after_the_grace_period(lab, handlers):
+    fn = lab.deploy("stubborn", handler="stubborn.handler", code_dir=str(handlers),
+                    idle_timeout=0.2)
+    env = fn.invoke({}).env
+    end = wait_for(lambda: lab.events.filter("env.shutdown.end", env=env))[0]
+    start = lab.events.filter("env.shutdown.start", env=env)[0]
+    assert start.get("reason") == "idle"
+    assert end.get("signal") == "SIGKILL"
+    assert not [e for e in lab.events.filter("log", env=env) if "Traceback" in e.get("line")]
+
+
+def test_relative_code_dir_is_taken_from_the_current_directory(lab, handlers, monkeypatch):
+    monkeypatch.chdir(handlers.parent)
+    fn = lab.deploy("relative", handler="hello.handler", code_dir="handlers")
+    assert fn.invoke({}).ok
+    assert fn.config.code_dir == str(handlers.resolve())

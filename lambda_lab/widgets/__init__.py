@@ -3,7 +3,18 @@
 ``lab.dashboard()`` composes them; each also works alone, on a ``Lab`` or a recorded
 ``EventLog``. The pure functions (``timeline_figure``, ``timeline_data``, ``console_lines``,
 ``metrics_summary``, ``environment_states``) turn events into pictures and numbers without a
-notebook. How frames reach the browser while a cell blocks: :mod:`lambda_lab.widgets.live`.
+notebook; ``lifecycle`` holds the timeline's reducer. How frames reach the browser while a
+cell blocks: :mod:`lambda_lab.widgets.live`.
+
+======================  ========================================================
+``timeline``            Gantt chart: one row per environment (``lifecycle``)
+``console``             the lifecycle as lines, with START/END/REPORT
+``metrics``             concurrency, cold/warm, throttles, errors, p50/p95/p99, cost
+``environments``        live environments with Kill buttons
+``controls``            Invoke, Burst, concurrency and idle-timeout sliders, Reset
+``dashboard``           all of them, one frame thread
+``live``                the frame thread (``Renderer``) and the ``Panel`` protocol
+======================  ========================================================
 """
 
 from __future__ import annotations

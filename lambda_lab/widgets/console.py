@@ -100,9 +100,14 @@ def format_event(e: Event) -> str | None:
     if k == "invoke.end":
         outcome = e.get("outcome")
         what = outcome if outcome == "success" else f"{str(outcome).upper()} {e.get('error_type')}"
+        if e.env is None:  # it never reached a runtime: its environment failed to start
+            return f"{what} for {e.request_id} (no environment could run it)"
+        memory = e.get("max_memory_mb")
         return (
             f"{what} for {e.request_id} in {_ms(e.get('duration_ms'))}"
-            f" (billed {e.get('billed_ms')} ms, max memory {e.get('max_memory_mb')} MB)"
+            f" (billed {e.get('billed_ms')} ms"
+            + ("" if memory is None else f", max memory {memory} MB")
+            + ")"
         )
     if k == "env.shutdown.start":
         return f"shutting down ({e.get('reason')})"
