@@ -121,6 +121,8 @@ def _lab(args: argparse.Namespace) -> int:
     first = notebooks / "00-tour.ipynb"
     if first.exists():
         argv.append(f"--LabApp.default_url=/lab/tree/{first.name}")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and Binder-like machines
+        argv.append("--allow-root")
     os.execv(sys.executable, argv + list(args.jupyter_args))
     return 0  # pragma: no cover
 
@@ -144,8 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--output", default="timeline.html")
     lab = sub.add_parser("lab", help="open JupyterLab on the lessons")
     lab.add_argument("--notebooks", help="folder of lessons (default: ./notebooks)")
-    lab.add_argument("jupyter_args", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
+    lab.epilog = "Other options go to jupyter lab, e.g. --no-browser --port=8890."
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "lab":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.jupyter_args = extra
     handlers = {"serve": _serve, "demo": _demo, "lab": _lab}
     try:
         return handlers[args.command](args)

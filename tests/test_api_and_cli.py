@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 from helpers import wait_for
@@ -152,3 +153,32 @@ def test_demo_prints_lifecycle_and_writes_timeline(tmp_path):
     assert "cold start" in out.stdout and "throttled" in out.stdout
     assert "REPORT RequestId:" in out.stdout
     assert (tmp_path / "t.html").stat().st_size > 10_000
+
+
+def test_lab_command_serves_the_first_lesson(tmp_path):
+    port = free_port()
+    notebooks = Path(__file__).resolve().parent.parent / "notebooks"
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+               JUPYTER_DATA_DIR=str(tmp_path / "data"),
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "lambda_lab.cli", "lab", "--notebooks", str(notebooks),
+         "--no-browser", f"--port={port}", "--ServerApp.token=t", "--ServerApp.password="],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        def lesson_served():
+            url = f"http://127.0.0.1:{port}/api/contents/00-tour.ipynb?token=t&content=0"
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    return json.loads(response.read())["name"] == "00-tour.ipynb"
+            except OSError:
+                return False
+
+        assert wait_for(lesson_served, timeout=60, interval=0.5)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
