@@ -80,10 +80,14 @@ def main() -> None:
         print("outcomes:", outcomes)
         envs = len({r.env for r in results})
         inits = [e.get("init_ms") for e in lab.events.filter("env.init.end")]
-        print(f"burst of {n}: {ok} answers, {envs} environments, served in {elapsed:.2f} s "
-              f"(handler sleeps 1.0 s; target <= 10 s)")
-        print(f"peak memory (lab + all runtimes): {peak[0] / 2**30:.2f} GiB (target <= 10 GB), "
-              f"{peak[0] / n / 2**20:.1f} MiB per environment")
+        print(
+            f"burst of {n}: {ok} answers, {envs} environments, served in {elapsed:.2f} s "
+            f"(handler sleeps 1.0 s; target <= 10 s)"
+        )
+        print(
+            f"peak memory (lab + all runtimes): {peak[0] / 2**30:.2f} GiB (target <= 10 GB), "
+            f"{peak[0] / n / 2**20:.1f} MiB per environment"
+        )
         inits.sort()
         print(f"init p50 {inits[len(inits) // 2]:.1f} ms, max {inits[-1]:.1f} ms")
         assert ok == n and envs == n, "invocations were lost"

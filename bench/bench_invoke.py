@@ -37,6 +37,7 @@ def pct(values: list[float], p: float) -> float:
 
 def tornado_round_trip(n: int) -> list[float]:
     """A plain tornado GET on its own IOLoop thread, called with keep-alive http.client."""
+
     class Hello(web.RequestHandler):
         def get(self) -> None:
             self.write("ok")
@@ -138,15 +139,19 @@ def main() -> None:
         api, over_http = warm_invokes(lab, n)
         for name, s in (("warm invoke (Python API)", api), ("warm invoke (HTTP API)  ", over_http)):
             p50 = statistics.median(s)
-            print(f"{name}   p50 {p50:6.3f} ms   p99 {pct(s, 99):6.3f} ms   "
-                  f"p50 ratio {p50 / ref_p50:4.2f}x (target <= 2x)")
+            print(
+                f"{name}   p50 {p50:6.3f} ms   p99 {pct(s, 99):6.3f} ms   "
+                f"p50 ratio {p50 / ref_p50:4.2f}x (target <= 2x)"
+            )
         pc = python_c_pass(20)
         pc_p50 = statistics.median(pc)
         print(f"python -c pass             p50 {pc_p50:6.2f} ms")
         cold = cold_overheads(lab, 20)
         label = "forked from zygote" if zygote.available() else "spawned"
-        print(f"cold overhead ({label}) p50 {statistics.median(cold):6.2f} ms   "
-              f"ratio {statistics.median(cold) / pc_p50:4.2f}x (target <= 2x)")
+        print(
+            f"cold overhead ({label}) p50 {statistics.median(cold):6.2f} ms   "
+            f"ratio {statistics.median(cold) / pc_p50:4.2f}x (target <= 2x)"
+        )
         print(f"invokes/s with 8 environments: {throughput(lab):7.0f}")
     # The spawn fallback, for comparison (what non-Linux hosts get).
     zygote_available = zygote.available
@@ -154,8 +159,10 @@ def main() -> None:
     try:
         with Lab() as lab:
             cold = cold_overheads(lab, 10)
-        print(f"cold overhead (spawned python -m lambda_lab.runtime) p50 "
-              f"{statistics.median(cold):6.2f} ms   ratio {statistics.median(cold) / pc_p50:4.2f}x")
+        print(
+            f"cold overhead (spawned python -m lambda_lab.runtime) p50 "
+            f"{statistics.median(cold):6.2f} ms   ratio {statistics.median(cold) / pc_p50:4.2f}x"
+        )
     finally:
         zygote.available = zygote_available  # type: ignore[assignment]
 

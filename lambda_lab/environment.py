@@ -273,7 +273,7 @@ class ExecutionEnvironment:
         done = time.monotonic()
         self.init_ms = (done - t0) * 1000
         if failure is not None:
-            self._event("env.init.error", request_id, error_type=failure.error_type,
+            self._event("env.init.error", request_id, pid=self.pid, error_type=failure.error_type,
                         error_message=failure.body.get("errorMessage", ""),
                         init_ms=round(self.init_ms, 3))
             await self.shutdown("init_error")

@@ -25,9 +25,8 @@ import json
 import resource
 import threading
 import weakref
-from collections.abc import Coroutine
-from dataclasses import fields
-from typing import Any, TypeVar
+from collections.abc import Coroutine, Mapping
+from typing import Any, Generic, TypeVar, cast
 
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
@@ -278,8 +277,30 @@ class Lab:
                 f"account_concurrency={self.config.account_concurrency}>")
 
 
+class LiveSetting(Generic[T]):
+    """A function setting: read from its current config, written through ``Function.update``."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, function: Function, owner: type | None = None) -> T:
+        return cast(T, getattr(function.config, self.name))
+
+    def __set__(self, function: Function, value: T) -> None:
+        function.update(**{self.name: value})
+
+
 class Function:
     """A deployed function: invoke it, burst it, change its settings live."""
+
+    reserved_concurrency = LiveSetting[int | None]()
+    provisioned_concurrency = LiveSetting[int]()
+    idle_timeout = LiveSetting[float]()
+    timeout = LiveSetting[float]()
+    memory_size = LiveSetting[int]()
+    environment = LiveSetting[Mapping[str, str]]()
+    init_delay = LiveSetting[float]()
+    handler = LiveSetting[str]()
 
     def __init__(self, lab: Lab, name: str) -> None:
         self.lab = lab
@@ -334,21 +355,6 @@ class Function:
     def __repr__(self) -> str:
         cfg = self.config
         return f"<Function {self.name} {cfg.runtime} {cfg.handler} timeout={cfg.timeout:g}s>"
-
-
-def _live_setting(key: str) -> property:
-    def get(self: Function) -> Any:
-        return getattr(self.config, key)
-
-    def set_(self: Function, value: Any) -> None:
-        self.update(**{key: value})
-
-    return property(get, set_, doc=f"The function's ``{key}``; settable on a live function.")
-
-
-for _key in LIVE_KEYS:
-    setattr(Function, _key, _live_setting(_key))
-assert {f.name for f in fields(FunctionConfig)} >= set(LIVE_KEYS)
 
 
 @atexit.register

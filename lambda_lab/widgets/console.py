@@ -100,8 +100,8 @@ def format_event(e: Event) -> str | None:
     if k == "invoke.end":
         outcome = e.get("outcome")
         what = outcome if outcome == "success" else f"{str(outcome).upper()} {e.get('error_type')}"
-        if e.env is None:  # it never reached a runtime: its environment failed to start
-            return f"{what} for {e.request_id} (no environment could run it)"
+        if e.get("init_error") or e.env is None:  # the handler never ran
+            return f"{what} for {e.request_id}: its environment failed to initialise"
         memory = e.get("max_memory_mb")
         return (
             f"{what} for {e.request_id} in {_ms(e.get('duration_ms'))}"

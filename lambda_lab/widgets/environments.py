@@ -70,6 +70,8 @@ class EnvironmentTracker:
             elif k == "invoke.start":
                 s = replace(s, pid=e.get("pid") or s.pid, state="busy")
             elif k == "invoke.end":
+                if e.get("init_error"):  # it never ran here; the environment failed first
+                    continue
                 memory = e.get("max_memory_mb")
                 if memory is not None and s.max_memory_mb is not None:
                     memory = max(memory, s.max_memory_mb)

@@ -249,6 +249,8 @@ class TimelineModel:
             rec.inv_start, rec.inv_rid, rec.inv_cold = t, event.request_id, bool(event.get("cold"))
             rec.state = "busy"
         elif kind == "invoke.end":
+            if event.get("init_error") and rec.inv_start is None:
+                return  # it never ran: the "init failed" bar already tells it
             self._close_invocation(rec, t, event)
             rec.state = "idle"
             rec.idle_start = t

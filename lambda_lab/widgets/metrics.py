@@ -69,7 +69,7 @@ class Percentiles:
 
 @dataclass(frozen=True, kw_only=True)
 class MetricsSummary:
-    invocations: int  # invoke.end: invocations that ran (billed requests)
+    invocations: int  # invocations that ran (billed requests); not those whose init failed
     cold_starts: int
     warm_starts: int
     throttles: int
@@ -138,12 +138,16 @@ class MetricsModel:
         elif k == "invoke.end":
             if e.env is not None and self.running.pop(e.env, None) is not None:
                 self._change(e.time, e.function or "?", -1)
-            self.invocations += 1
             outcome = e.get("outcome")
             if outcome in self.errors:
                 self.errors[outcome] += 1
             elif outcome != "success":
                 self.errors["error"] += 1
+            if e.get("init_error"):  # the handler never ran: no latency, nothing billed
+                self.received.pop(e.request_id or "", None)
+                self.version += 1
+                return
+            self.invocations += 1
             start = self.received.pop(e.request_id or "", None)
             if start is not None:
                 latency = (e.time - start) * 1000
