@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -18,3 +18,15 @@ def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float 
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+def lambda_client(endpoint_url: str, attempts: int = 1) -> Any:
+    """A real boto3 Lambda client pointed at a lab; retries off unless ``attempts`` > 1."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "lambda", endpoint_url=endpoint_url, region_name="us-east-1",
+        aws_access_key_id="test", aws_secret_access_key="test",
+        config=Config(retries={"total_max_attempts": attempts}),
+    )

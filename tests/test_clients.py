@@ -16,9 +16,8 @@ import shutil
 import subprocess
 import textwrap
 
-import boto3
 import pytest
-from botocore.config import Config
+from helpers import lambda_client
 
 COLD = ["invoke.received", "env.init.start", "env.init.end", "invoke.start", "invoke.end"]
 WARM = ["invoke.received", "invoke.start", "invoke.end"]
@@ -114,14 +113,7 @@ def test_awslambdaric_sees_a_client_context_given_to_invoke(lab, ric):
 
 def test_awslambdaric_sees_a_client_context_sent_by_boto3(lab, ric):
     ric("whoami", "whoami.handler")
-    client = boto3.client(
-        "lambda",
-        endpoint_url=lab.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(retries={"total_max_attempts": 1}),
-    )
+    client = lambda_client(lab.endpoint_url)
     context = base64.b64encode(json.dumps({"custom": {"lesson": "3"}}).encode()).decode()
     response = client.invoke(FunctionName="whoami", Payload=b"{}", ClientContext=context)
     body = json.loads(response["Payload"].read())

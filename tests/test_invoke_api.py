@@ -15,10 +15,9 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
+from helpers import lambda_client
 
 LIMIT = 6 * 1024 * 1024
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:hello"
@@ -27,14 +26,7 @@ COLD = ["invoke.received", "env.init.start", "env.init.end", "invoke.start", "in
 
 @pytest.fixture
 def client(lab):
-    return boto3.client(
-        "lambda",
-        endpoint_url=lab.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(retries={"total_max_attempts": 1}),
-    )
+    return lambda_client(lab.endpoint_url)
 
 
 @pytest.fixture

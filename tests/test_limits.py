@@ -5,23 +5,14 @@ from __future__ import annotations
 import json
 import time
 
-import boto3
 import pytest
-from botocore.config import Config
-from helpers import wait_for
+from helpers import lambda_client, wait_for
 
 from lambda_lab import ConfigError, Lab
 
 
 def client(lab: Lab):
-    return boto3.client(
-        "lambda",
-        endpoint_url=lab.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(retries={"total_max_attempts": 1}),
-    )
+    return lambda_client(lab.endpoint_url)
 
 
 def reasons(results) -> list[str | None]:
