@@ -16,15 +16,17 @@ Two ways to start one, both giving a :class:`RuntimeProcess`:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
-__all__ = ["RuntimeProcess", "spawn", "set_parent_death_signal", "describe_exit", "peak_rss_mb"]
+__all__ = ["RuntimeProcess", "spawn", "output_pipes", "set_parent_death_signal", "describe_exit",
+           "peak_rss_mb"]
 
 PR_SET_PDEATHSIG = 1
 
@@ -103,22 +105,33 @@ def _child_setup() -> None:
     set_parent_death_signal()
 
 
-def spawn(argv: Sequence[str], *, env: Mapping[str, str], cwd: str) -> RuntimeProcess:
-    """Start ``argv`` with its output on fresh pipes; call on the lab's IOLoop thread."""
+@contextlib.contextmanager
+def output_pipes() -> Iterator[tuple[tuple[int, int], tuple[int, int]]]:
+    """Two pipes for a new process's stdout and stderr: ``(read, write)`` each.
+
+    The write ends are the child's: closed here once the child has them. The read ends are
+    ours, closed here only if starting the child failed.
+    """
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     try:
-        popen = subprocess.Popen(
-            list(argv), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=out_w,
-            stderr=err_w, preexec_fn=_child_setup, close_fds=True,
-        )
+        yield (out_r, out_w), (err_r, err_w)
     except BaseException:
-        for fd in (out_r, err_r):
-            os.close(fd)
+        os.close(out_r)
+        os.close(err_r)
         raise
     finally:
         os.close(out_w)
         os.close(err_w)
+
+
+def spawn(argv: Sequence[str], *, env: Mapping[str, str], cwd: str) -> RuntimeProcess:
+    """Start ``argv`` with its output on fresh pipes; call on the lab's IOLoop thread."""
+    with output_pipes() as ((out_r, out_w), (err_r, err_w)):
+        popen = subprocess.Popen(
+            list(argv), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=out_w,
+            stderr=err_w, preexec_fn=_child_setup, close_fds=True,
+        )
     process = RuntimeProcess(popen.pid, out_r, err_r)
     _watch_exit(popen, process.set_exit)
     return process

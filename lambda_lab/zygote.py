@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 
-from .process import RuntimeProcess, set_parent_death_signal
+from .process import RuntimeProcess, output_pipes, set_parent_death_signal
 
 __all__ = ["ForkServer", "available"]
 
@@ -66,22 +66,13 @@ class ForkServer:
 
     async def fork(self, *, env: Mapping[str, str], cwd: str) -> RuntimeProcess:
         """A new runtime process with ``env`` and ``cwd``, already past the runtime's imports."""
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
         request = json.dumps({"env": dict(env), "cwd": cwd}).encode()
         started: asyncio.Future[RuntimeProcess] = self._loop.create_future()
-        try:
+        with output_pipes() as ((out_r, out_w), (err_r, err_w)):
             # One sender at a time, so requests and their answers stay in the same order.
             async with self._send_lock:
                 await self._send(request, [out_w, err_w])
                 self._waiting.append((started, out_r, err_r))
-        except BaseException:
-            for fd in (out_r, err_r):
-                os.close(fd)
-            raise
-        finally:
-            os.close(out_w)
-            os.close(err_w)
         return await started
 
     async def _send(self, request: bytes, fds: list[int]) -> None:
