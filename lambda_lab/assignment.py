@@ -26,7 +26,8 @@ from . import process as proc
 from . import zygote
 from .config import FunctionConfig
 from .counting import CountingService
-from .environment import ExecutionEnvironment, State
+from .environment import ExecutionEnvironment, InitFailed, State
+from .errors import FunctionError
 from .events import EventLog
 from .placement import PlacementService
 
@@ -134,9 +135,11 @@ class AssignmentService:
         pool.all.pop(env.env_id, None)
         if env in pool.idle:
             pool.idle.remove(env)
-        if env.provisioned and not self._closing:
-            # Lambda replaces a provisioned environment that failed or was recycled.
-            asyncio.ensure_future(self.set_provisioned(env.function))
+        if env.provisioned and env.initialized and not self._closing:
+            # Lambda replaces a provisioned environment that crashed or timed out. One that
+            # never finished its Init is not retried in a loop: set_provisioned reported it.
+            task = asyncio.ensure_future(self.set_provisioned(env.function))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def set_provisioned(self, function: str) -> None:
         """Start or stop provisioned environments until there are exactly as many as configured."""
@@ -154,9 +157,11 @@ class AssignmentService:
         for env in list(pool.all.values()):
             if env.provisioned and env.state is State.IDLE:
                 self.release(env)
-        failures = [r for r in results if isinstance(r, BaseException)]
+        failures = [r for r in results if isinstance(r, InitFailed)]
         if failures:
-            raise failures[0]
+            raise FunctionError(failures[0].error_type,
+                                f"{len(failures)} provisioned environment(s) of {function!r} "
+                                f"failed to initialise: {failures[0].body.get('errorMessage')}")
 
     async def _launch(self, env: ExecutionEnvironment,
                       variables: dict[str, str]) -> proc.RuntimeProcess:

@@ -166,6 +166,7 @@ class ExecutionEnvironment:
         self.invocations = 0
         self.last_used = time.monotonic()
         self.init_ms: float | None = None
+        self.initialized = False  # True once the Init phase succeeded
         self.max_memory_mb: int | None = None
         self._listener = listener
         self.port: int = listener.getsockname()[1]
@@ -280,6 +281,7 @@ class ExecutionEnvironment:
             failure.env_id = self.env_id
             raise failure
         self.state = State.IDLE
+        self.initialized = True
         self.last_used = done
         # A provisioned environment initialised ahead of time: no invocation waited for it.
         self._cold = not self.provisioned

@@ -221,11 +221,10 @@ class EventLog:
         """The log as a pandas DataFrame, one row per event, kind-specific fields as columns."""
         import pandas as pd
 
-        columns = ["time", "kind", "function", "env", "request_id"]
-        return pd.DataFrame([e.to_dict() for e in self], columns=None).reindex(
-            columns=columns
-            + sorted({k for e in self for k in e.fields}, key=lambda k: (k != "outcome", k))
-        )
+        events = self.snapshot()
+        extra = sorted({k for e in events for k in e.fields}, key=lambda k: (k != "outcome", k))
+        columns = ["time", "kind", "function", "env", "request_id", *extra]
+        return pd.DataFrame([e.to_dict() for e in events]).reindex(columns=columns)
 
     def __repr__(self) -> str:
         return f"<EventLog {len(self)} events>"

@@ -156,3 +156,21 @@ def test_burst_of_fifty_loses_nothing(handlers):
         assert [r.outcome for r in results] == ["success"] * 50
         assert len({r.env for r in results}) == 50
         assert len(lab.events.filter("invoke.end")) == 50
+
+
+def test_provisioned_environment_that_crashes_is_replaced(lab, handlers):
+    fn = lab.deploy("pc", handler="errors.crash", code_dir=str(handlers),
+                    provisioned_concurrency=1)
+    assert fn.invoke({}).outcome == "crash"
+    wait_for(lambda: [e for e in lab.environments() if e.provisioned and e.state == "idle"])
+    assert len(lab.events.filter("env.init.start", provisioned=True)) == 2
+
+
+def test_provisioned_environments_that_cannot_initialise_are_reported_not_retried(lab, handlers):
+    from lambda_lab import FunctionError
+
+    with pytest.raises(FunctionError, match="failed to initialise"):
+        lab.deploy("pc", handler="broken_init.handler", code_dir=str(handlers),
+                   provisioned_concurrency=2)
+    time.sleep(0.3)
+    assert len(lab.events.filter("env.init.start")) == 2
