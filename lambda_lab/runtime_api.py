@@ -47,7 +47,11 @@ class RuntimeHandler(web.RequestHandler):
     def initialize(self, env: ExecutionEnvironment) -> None:
         self.env = env
 
+    abandoned = False  # a `next` that ended without an event (see NextHandler)
+
     def on_finish(self) -> None:
+        if self.abandoned:
+            return
         self.env.runtime_called(self.request.method or "", self.request.path,
                                 self.get_status(), self.request_id)
 
@@ -75,7 +79,10 @@ class NextHandler(RuntimeHandler):
         try:
             invocation = await self.poll
         except asyncio.CancelledError:
-            return  # the runtime hung up or the environment is shutting down
+            # The runtime hung up, or its environment is gone: nobody is there to answer.
+            self.abandoned = True
+            self.request.connection.close()  # type: ignore[union-attr]
+            return
         self.request_id = invocation.request_id
         # Content-Type exactly "application/json": some clients compare it literally.
         self.set_header("Content-Type", "application/json")

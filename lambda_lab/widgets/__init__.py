@@ -19,6 +19,11 @@ cell blocks: :mod:`lambda_lab.widgets.live`.
 
 from __future__ import annotations
 
+# Plotly uses pandas when it finds it in sys.modules. Import it fully now, on the importing
+# thread: if a notebook cell imported it for the first time (lab.events.to_dataframe()) while
+# the frame thread draws, that thread would see a half-initialised module.
+import pandas  # noqa: F401
+
 from .console import ConsoleWidget, console_lines
 from .controls import ControlsWidget
 from .dashboard import Dashboard, dashboard
