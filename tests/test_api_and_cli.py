@@ -182,3 +182,47 @@ def test_lab_command_serves_the_first_lesson(tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def test_ainvoke_is_awaitable_from_another_event_loop(lab, hello):
+    import asyncio
+
+    async def main():
+        return await asyncio.gather(hello.ainvoke({"name": "A"}), hello.ainvoke({"name": "B"}))
+
+    first, second = asyncio.run(main())
+    assert {first.payload["message"], second.payload["message"]} == {"Hello, A!", "Hello, B!"}
+
+
+def test_concurrency_the_host_cannot_hold_is_refused_clearly():
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("no hard limit on open files here")
+    with pytest.raises(ConfigError, match="open files"):
+        Lab(account_concurrency=hard)
+
+
+def test_serve_with_a_config_file(handlers, tmp_path):
+    port = free_port()
+    (tmp_path / "lab.toml").write_text(
+        "[lab]\naccount_concurrency = 1\n\n"
+        f"[functions.greeter]\nhandler = 'hello.handler'\ncode_dir = '{handlers}'\n")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "lambda_lab.cli", "serve", "--config", str(tmp_path / "lab.toml"),
+         "--port", str(port), "--quiet"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert "greeter" in server.stdout.readline()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/2015-03-31/functions/greeter/invocations",
+            data=b'{"name": "TOML"}', method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.loads(response.read())["message"] == "Hello, TOML!"
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=15) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        server.stdout.close()
