@@ -37,8 +37,9 @@ from tornado.httpserver import HTTPServer
 from . import process as proc
 from .config import INIT_TIMEOUT_S, FunctionConfig
 from .events import EventLog
+from .runtime_api import StateError, make_app
 
-__all__ = ["ExecutionEnvironment", "State", "Invocation", "Answer", "InitFailed", "StateError"]
+__all__ = ["ExecutionEnvironment", "State", "Invocation", "Answer", "InitFailed"]
 
 SHUTDOWN_GRACE_S = 0.5  # AWS: SIGTERM, then SIGKILL ~300-500 ms later ("Shutdown phase")
 LOG_TAIL_BYTES = 4096  # X-Amz-Log-Result carries the last 4 KB ("Invoke", API reference)
@@ -51,14 +52,6 @@ class State(str, enum.Enum):
     BUSY = "busy"
     SHUTTING_DOWN = "shutting down"
     GONE = "gone"
-
-
-class StateError(Exception):
-    """A Runtime API call that breaks the protocol; ``status``/``error_type`` as AWS answers."""
-
-    def __init__(self, status: int, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.error_type, self.message = status, error_type, message
 
 
 class InitFailed(Exception):
@@ -200,6 +193,11 @@ class ExecutionEnvironment:
         return self.process.pid if self.process else None
 
     @property
+    def initialization_type(self) -> str:
+        """``AWS_LAMBDA_INITIALIZATION_TYPE``: how this environment came to exist."""
+        return "provisioned-concurrency" if self.provisioned else "on-demand"
+
+    @property
     def runtime_api(self) -> str:
         return f"127.0.0.1:{self.port}"
 
@@ -226,11 +224,9 @@ class ExecutionEnvironment:
             "AWS_LAMBDA_LOG_STREAM_NAME": self._log_stream,
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
-            "LAMBDA_TASK_ROOT": str(Path(cfg.code_dir).resolve()),
+            "LAMBDA_TASK_ROOT": cfg.code_dir,
             "LAMBDA_RUNTIME_DIR": str(Path(__file__).resolve().parent),
-            "AWS_LAMBDA_INITIALIZATION_TYPE": (
-                "provisioned-concurrency" if self.provisioned else "on-demand"
-            ),
+            "AWS_LAMBDA_INITIALIZATION_TYPE": self.initialization_type,
         }
         if cfg.runtime != "provided":  # AWS sets it for managed runtimes only
             major, minor = sys.version_info[:2]
@@ -249,10 +245,7 @@ class ExecutionEnvironment:
         t0 = time.monotonic()
         self._event("env.init.start", request_id, init_delay=self.config.init_delay,
                     provisioned=self.provisioned, host=self.host,
-                    initialization_type=("provisioned-concurrency" if self.provisioned
-                                         else "on-demand"))
-        from .runtime_api import make_app
-
+                    initialization_type=self.initialization_type)
         self._server = HTTPServer(make_app(self), max_header_size=2 * 1024 * 1024,
                                   max_body_size=64 * 1024 * 1024)
         self._server.add_sockets([self._listener])

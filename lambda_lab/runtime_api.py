@@ -30,11 +30,20 @@ from .config import SYNC_PAYLOAD_LIMIT
 if TYPE_CHECKING:
     from .environment import ExecutionEnvironment
 
-__all__ = ["make_app", "no_access_log"]
+__all__ = ["make_app", "no_access_log", "StateError"]
+
+
+class StateError(Exception):
+    """A Runtime API call that breaks the protocol; ``status``/``error_type`` as AWS answers."""
+
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error_type, self.message = status, error_type, message
 
 
 def no_access_log(handler: web.RequestHandler) -> None:
     """No access log: every call is already in the event log (a 429 is a lesson, not a fault)."""
+
 
 PREFIX = "/2018-06-01/runtime"
 
@@ -70,8 +79,6 @@ class RuntimeHandler(web.RequestHandler):
 
 class NextHandler(RuntimeHandler):
     async def get(self) -> None:
-        from .environment import StateError
-
         try:
             self.poll = self.env.poll()
         except StateError as exc:
@@ -132,8 +139,6 @@ class AnswerHandler(RuntimeHandler):
         return parsed.get("errorType") if isinstance(parsed, dict) else None
 
     def post(self, request_id: str | None = None) -> None:
-        from .environment import StateError
-
         self.request_id, kind = request_id, self.kind
         body = b"".join(self.chunks)
         try:
