@@ -214,10 +214,6 @@ class Frontend:
                 await asyncio.sleep(self.config.retry_delays[attempt - 1])
             attempt += 1
 
-    def pending_async(self) -> int:
-        """Async events accepted but not finished (including those waiting to be retried)."""
-        return len(self._async_tasks)
-
     async def close(self) -> None:
         for task in list(self._async_tasks):
             task.cancel()
