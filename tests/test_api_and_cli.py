@@ -174,7 +174,7 @@ def test_lab_command_serves_the_first_lesson(tmp_path):
             except OSError:
                 return False
 
-        assert wait_for(lesson_served, timeout=60, interval=0.5)
+        assert wait_for(lesson_served, timeout=120, interval=0.5)
     finally:
         server.terminate()
         try:
