@@ -59,7 +59,6 @@ class FunctionPool:
         self.config = config
         self.all: dict[str, ExecutionEnvironment] = {}
         self.idle: list[ExecutionEnvironment] = []  # most recently used last
-        self.numbers = itertools.count(1)
 
 
 class AssignmentService:
@@ -70,6 +69,8 @@ class AssignmentService:
         self.placement = placement
         self.region = region
         self.pools: dict[str, FunctionPool] = {}
+        # Environment numbers per function name, kept across redeploys: an id is never reused.
+        self._numbers: dict[str, itertools.count[int]] = {}
         # Started now, in the background, so the first cold start does not wait for it.
         self._fork_server = zygote.ForkServer() if zygote.available() else None
         self._closing = False
@@ -118,8 +119,10 @@ class AssignmentService:
     # -- creating and removing environments -----------------------------------------------
     def _new_environment(self, pool: FunctionPool, *, provisioned: bool) -> ExecutionEnvironment:
         placement = self.placement.place()
+        name = pool.config.name
         env = ExecutionEnvironment(
-            env_id=f"{pool.config.name}-{next(pool.numbers)}", config=pool.config,
+            env_id=f"{name}-{next(self._numbers.setdefault(name, itertools.count(1)))}",
+            config=pool.config,
             events=self.events, listener=placement.listener, host=placement.host,
             region=self.region, launch=self._launch, provisioned=provisioned,
             on_gone=self._forget,

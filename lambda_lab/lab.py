@@ -71,6 +71,8 @@ class Lab:
     def __init__(self, *, account_concurrency: int = 1000, unreserved_minimum: int | None = None,
                  scale_rate: int = 1000, retry_delays: tuple[float, ...] = (60.0, 120.0),
                  host: str = "127.0.0.1", port: int = 0, region: str = "us-east-1") -> None:
+        # The settings the lab started with; live changes (lab.account_concurrency = 5) go to
+        # the counting service, which is what the lab obeys.
         self.config = LabConfig(account_concurrency=account_concurrency,
                                 unreserved_minimum=unreserved_minimum, scale_rate=scale_rate,
                                 retry_delays=retry_delays, region=region)
@@ -103,6 +105,7 @@ class Lab:
             self._loop.run_until_complete(self._start())
         except BaseException as exc:  # report to the constructor instead of dying silently
             self._startup_error = exc
+            self._loop.close()
             self._ready.set()
             return
         self._ready.set()
@@ -154,24 +157,22 @@ class Lab:
         config = FunctionConfig(name=name, **keys)
 
         async def deploy() -> None:
-            if name in self.frontend.functions:
-                await self._remove(name)
+            # Counting first: a refused reservation leaves everything as it was.
             self.counting.register(name, reserved=config.reserved_concurrency,
                                    provisioned=config.provisioned_concurrency)
+            old = self.assignment.pools.pop(name, None)
             self.frontend.functions[name] = config
             self.assignment.add_function(config)
+            if old is not None:  # a redeploy: the old code's environments go away
+                await asyncio.gather(*(e.shutdown("close") for e in list(old.all.values())))
             await self.assignment.set_provisioned(name)
 
-        self._call(deploy())
-        function = Function(self, name)
-        self.functions[name] = function
-        return function
-
-    async def _remove(self, name: str) -> None:
-        pool = self.assignment.pools.pop(name)
-        self.frontend.functions.pop(name, None)
-        self.counting.unregister(name)
-        await asyncio.gather(*(e.shutdown("close") for e in list(pool.all.values())))
+        try:
+            self._call(deploy())
+        finally:
+            if name in self.frontend.functions:  # deployed, even if provisioning failed
+                self.functions[name] = Function(self, name)
+        return self.functions[name]
 
     def _update(self, name: str, **changes: Any) -> FunctionConfig:
         unknown = set(changes) - set(LIVE_KEYS)
@@ -274,7 +275,7 @@ class Lab:
         if self._closed:
             return "<Lab closed>"
         return (f"<Lab {self.endpoint_url} functions={list(self.functions)} "
-                f"account_concurrency={self.config.account_concurrency}>")
+                f"account_concurrency={self.counting.account_concurrency}>")
 
 
 class LiveSetting(Generic[T]):

@@ -226,3 +226,22 @@ def test_serve_with_a_config_file(handlers, tmp_path):
             server.kill()
             server.wait()
         server.stdout.close()
+
+
+def test_redeploy_replaces_code_and_environments(lab, hello, handlers):
+    first = hello.invoke({})
+    again = lab.deploy("hello", handler="noop.handler", code_dir=str(handlers))
+    result = again.invoke({})
+    assert result.ok and result.payload is None and result.cold
+    assert result.env != first.env
+    assert [e.get("reason") for e in lab.events.filter("env.shutdown.start")] == ["close"]
+
+
+def test_refused_redeploy_changes_nothing(handlers):
+    with Lab(account_concurrency=10, unreserved_minimum=5) as lab:
+        fn = lab.deploy("hello", handler="hello.handler", code_dir=str(handlers))
+        warm = fn.invoke({})
+        with pytest.raises(ConfigError):
+            lab.deploy("hello", handler="hello.handler", code_dir=str(handlers),
+                       reserved_concurrency=6)
+        assert fn.invoke({}).env == warm.env
