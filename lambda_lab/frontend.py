@@ -82,6 +82,14 @@ class InvokeResult:
                 f"{start}{init} {duration}>")
 
 
+def _report_failure(task: asyncio.Task[None]) -> None:
+    """An async event's task must not fail silently: show the traceback on stderr."""
+    if not task.cancelled() and task.exception() is not None:
+        import traceback
+
+        traceback.print_exception(task.exception())
+
+
 def _decode(body: bytes) -> Any:
     try:
         return json.loads(body) if body else None
@@ -193,6 +201,7 @@ class Frontend:
         task = asyncio.ensure_future(self._deliver_async(name, request_id, payload))
         self._async_tasks.add(task)
         task.add_done_callback(self._async_tasks.discard)
+        task.add_done_callback(_report_failure)
         return request_id
 
     async def _deliver_async(self, name: str, request_id: str, payload: bytes) -> None:
