@@ -58,6 +58,10 @@ class RuntimeHandler(web.RequestHandler):
 
     abandoned = False  # a `next` that ended without an event (see NextHandler)
 
+    def compute_etag(self) -> None:
+        # Tornado would hash every GET body (up to 6 MB of event) for an ETag nobody uses.
+        return None
+
     def on_finish(self) -> None:
         if self.abandoned:
             return
