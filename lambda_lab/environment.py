@@ -26,6 +26,7 @@ import socket
 import sys
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -174,7 +175,9 @@ class ExecutionEnvironment:
         self._pending: Invocation | None = None  # assigned, waiting for the runtime to ask
         self._current: Invocation | None = None  # sent to the runtime, not yet answered
         self._answer: asyncio.Future[tuple[str, bytes, str | None]] | None = None
-        self._delivered: dict[str, bool] = {}  # request id -> answered?
+        # Invocations this runtime was sent that have ended (the newest few hundred): a late
+        # or second answer to one of them is a 403, an id never sent here is a 400.
+        self._finished: deque[str] = deque(maxlen=512)
         self._sent_at = 0.0
         self._deadline = 0.0
         self._cold = True
@@ -320,15 +323,14 @@ class ExecutionEnvironment:
 
     def answer(self, request_id: str, kind: str, body: bytes, error_type: str | None) -> None:
         """``POST response`` / ``POST error`` from the runtime."""
-        if request_id not in self._delivered:
+        if self._current is None or self._current.request_id != request_id:
+            if request_id in self._finished:
+                raise StateError(403, "InvalidStateTransition",
+                                 f"Invocation {request_id} has already been answered")
             raise StateError(400, "InvalidRequestID",
                              f"Invalid request ID: {request_id!r} was not sent to this runtime")
-        if self._delivered[request_id] or self._current is None \
-                or self._current.request_id != request_id:
-            raise StateError(403, "InvalidStateTransition",
-                             f"Invocation {request_id} has already been answered")
-        self._delivered[request_id] = True
         self._current = None
+        self._finished.append(request_id)
         if self._answer is not None and not self._answer.done():
             self._answer.set_result((kind, body, error_type))
 
@@ -376,7 +378,6 @@ class ExecutionEnvironment:
         poll = next(p for p in self._polls if not p.done())
         self._polls.remove(poll)
         self._current = invocation
-        self._delivered[invocation.request_id] = False
         self._tail = []
         self._event("invoke.start", invocation.request_id, cold=self._cold, pid=self.pid,
                     attempt=invocation.attempt)
@@ -419,6 +420,8 @@ class ExecutionEnvironment:
         if kind == "timeout":
             report += "\tStatus: timeout"
         self._log(report, "platform", request_id)
+        if kind in ("timeout", "crash"):  # ended without an answer; a late one gets a 403
+            self._finished.append(request_id)
         tail = "\n".join(self._tail).encode()[-LOG_TAIL_BYTES:].decode("utf-8", "ignore")
         self._current = None
         self.invocations += 1
