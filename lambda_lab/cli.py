@@ -157,6 +157,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LambdaLabError as exc:
         print(f"lambda-lab {args.command}: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. the port is taken
+        if args.command == "serve":
+            print(f"lambda-lab serve: cannot start on {args.host}:{args.port}: "
+                  f"{exc.strerror or exc}; choose another --port", file=sys.stderr)
+        else:
+            print(f"lambda-lab {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

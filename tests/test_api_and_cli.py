@@ -245,3 +245,15 @@ def test_refused_redeploy_changes_nothing(handlers):
             lab.deploy("hello", handler="hello.handler", code_dir=str(handlers),
                        reserved_concurrency=6)
         assert fn.invoke({}).env == warm.env
+
+
+def test_serve_on_a_taken_port_says_so(handlers):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run(
+            [sys.executable, "-m", "lambda_lab.cli", "serve", "hello.handler", "--code-dir",
+             str(handlers), "--port", str(port)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert f"cannot start on 127.0.0.1:{port}" in out.stderr and "--port" in out.stderr
