@@ -62,6 +62,8 @@ class FunctionPool:
 
 
 class AssignmentService:
+    """Every function's environments: hands out warm ones, creates cold ones, reaps idle ones."""
+
     def __init__(self, *, events: EventLog, counting: CountingService,
                  placement: PlacementService, region: str) -> None:
         self.events = events

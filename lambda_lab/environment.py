@@ -48,6 +48,8 @@ GRACEFUL_REASONS = ("idle", "close")
 
 
 class State(str, enum.Enum):
+    """The lifecycle states of an execution environment (see the diagram above)."""
+
     INITIALIZING = "initializing"
     IDLE = "idle"
     BUSY = "busy"

@@ -98,6 +98,8 @@ def _decode(body: bytes) -> Any:
 
 
 class Frontend:
+    """Validates each invocation, names it, and walks it through counting and assignment."""
+
     def __init__(self, *, config: LabConfig, events: EventLog, counting: CountingService,
                  assignment: AssignmentService) -> None:
         self.config = config
@@ -108,11 +110,11 @@ class Frontend:
         self._async_tasks: set[asyncio.Task[None]] = set()
 
     def function(self, name: str) -> FunctionConfig:
+        """The function's configuration, or ResourceNotFoundException (404) as AWS words it."""
         try:
             return self.functions[name]
         except KeyError:
-            arn = f"arn:aws:lambda:{self.config.region}:{self.config.account_id}:function:{name}"
-            raise ResourceNotFoundError(f"Function not found: {arn}") from None
+            raise ResourceNotFoundError(f"Function not found: {self.arn(name)}") from None
 
     def arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.config.region}:{self.config.account_id}:function:{name}"

@@ -32,12 +32,16 @@ __all__ = ["make_app"]
 
 
 class InvokeServiceError(ServiceError):
+    """400 ``InvalidParameterValueException``, e.g. an unknown ``X-Amz-Invocation-Type``."""
+
     status = 400
     error_type = "InvalidParameterValueException"
 
 
 @web.stream_request_body
 class InvokeHandler(web.RequestHandler):
+    """``POST .../invocations``: the body streamed, so an oversized payload is refused, not held."""
+
     def initialize(self, frontend: Frontend) -> None:
         self.frontend = frontend
 

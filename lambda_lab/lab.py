@@ -23,9 +23,10 @@ import asyncio
 import atexit
 import json
 import resource
+import signal
 import threading
 import weakref
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Generic, TypeVar, cast
 
 from tornado.httpserver import HTTPServer
@@ -139,6 +140,14 @@ class Lab:
             raise RuntimeError("Blocking lab calls cannot run on the lab's own thread")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
+    def _do(self, func: Callable[[], T]) -> T:
+        """Run a plain function on the server thread, the only thread that touches the control
+        plane, and wait for its result."""
+        async def run() -> T:
+            return func()
+
+        return self._call(run())
+
     def _submit(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
         """Run ``coro`` on the server thread; an awaitable for the caller's own event loop."""
         if self._closed:
@@ -200,10 +209,7 @@ class Lab:
 
     @account_concurrency.setter
     def account_concurrency(self, value: int) -> None:
-        async def change() -> None:
-            self.counting.account_concurrency = value
-
-        self._call(change())
+        self._do(lambda: setattr(self.counting, "account_concurrency", value))
 
     @property
     def scale_rate(self) -> int:
@@ -212,27 +218,21 @@ class Lab:
 
     @scale_rate.setter
     def scale_rate(self, value: int) -> None:
-        async def change() -> None:
-            self.counting.scale_rate = value
-
-        self._call(change())
+        self._do(lambda: setattr(self.counting, "scale_rate", value))
 
     def environments(self) -> list[EnvironmentInfo]:
         """A snapshot of every live execution environment."""
-        async def snapshot() -> list[EnvironmentInfo]:
-            return self.assignment.environments()
-
-        return self._call(snapshot())
+        return self._do(self.assignment.environments)
 
     def kill(self, env_id: str) -> None:
         """SIGKILL one environment's process, as a host failure would (for the lesson)."""
-        async def kill() -> None:
+        def kill() -> None:
             env = self.assignment.find(env_id)
             if env is None or env.process is None:
                 raise ConfigError(f"No running environment {env_id!r}")
-            env.process.signal(9)
+            env.process.signal(signal.SIGKILL)
 
-        self._call(kill())
+        self._do(kill)
 
     def dashboard(self) -> Any:
         """The live dashboard widget: timeline, console, metrics, controls, environments."""
@@ -341,10 +341,8 @@ class Function:
 
     def invoke_async(self, payload: Any = None) -> str:
         """An asynchronous (``Event``) invoke: queued, retried on error; returns the request id."""
-        async def submit() -> str:
-            return self.lab.frontend.invoke_async(self.name, _payload_bytes(payload))
-
-        return self.lab._call(submit())
+        return self.lab._do(
+            lambda: self.lab.frontend.invoke_async(self.name, _payload_bytes(payload)))
 
     def update(self, **changes: Any) -> FunctionConfig:
         """Change live settings, e.g. ``fn.update(timeout=5, idle_timeout=10)``."""

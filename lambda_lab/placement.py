@@ -23,11 +23,15 @@ __all__ = ["PlacementService", "Placement"]
 
 @dataclass(frozen=True, kw_only=True)
 class Placement:
+    """Where a new environment runs: its (simulated) host and its endpoint socket."""
+
     host: str
     listener: socket.socket
 
 
 class PlacementService:
+    """Chooses a worker host for each new environment and binds its Runtime API socket."""
+
     def __init__(self, hosts: int = 4) -> None:
         self.hosts = [f"worker-{i + 1}" for i in range(hosts)]
         self._load: Counter[str] = Counter({h: 0 for h in self.hosts})

@@ -82,6 +82,8 @@ class RuntimeHandler(web.RequestHandler):
 
 
 class NextHandler(RuntimeHandler):
+    """``GET next``: held open until an event is assigned to this environment (a long poll)."""
+
     async def get(self) -> None:
         try:
             self.poll = self.env.poll()
